@@ -1,0 +1,218 @@
+// Command postern is a sidecar that verifies Svix / Standard Webhooks
+// signatures and event schemas before forwarding webhooks to an application.
+// See README.md; the product contract is DESIGN.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/postern-dev/postern/config"
+	"github.com/postern-dev/postern/proxy"
+	"github.com/postern-dev/postern/proxy/demo"
+	"github.com/postern-dev/postern/proxy/signature"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// secretsPollInterval is how often POSTERN_SECRETS_FILE is checked for changes.
+const secretsPollInterval = 2 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	var cfgErr *config.Error
+	switch {
+	case errors.As(err, &cfgErr):
+		fmt.Fprintln(os.Stderr, cfgErr.Error())
+		os.Exit(2)
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "postern:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: the command in args[0] (serve by default) with
+// its environment and streams.
+func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := config.Load(environ)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout, nil)
+	case "check-config":
+		if _, err := config.Load(environ); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "configuration ok")
+		return nil
+	case "version":
+		fmt.Fprintln(stdout, "postern", version)
+		return nil
+	case "healthcheck":
+		return healthcheck(ctx, config.Peek(environ).AdminAddr)
+	case "sign":
+		return sign(args, environ, stdin, stdout, stderr)
+	case "demo":
+		self := "go run ."
+		if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "postern" && !strings.Contains(exe, "go-build") {
+			self = "postern"
+		}
+		return demo.Run(ctx, stdout, self, func(ctx context.Context, environ []string, logs io.Writer, onListen func(listen, admin net.Addr)) error {
+			cfg, err := config.Load(environ)
+			if err != nil {
+				return err
+			}
+			return serve(ctx, cfg, logs, onListen)
+		})
+	}
+	return fmt.Errorf("unknown command %q (commands: serve, check-config, version, healthcheck, sign, demo)", cmd)
+}
+
+// serve wires the configuration into the handler and the servers and runs
+// them until ctx ends.
+func serve(ctx context.Context, cfg config.Config, stdout io.Writer, onListen func(listen, admin net.Addr)) error {
+	out := &lockedWriter{w: stdout}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
+	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
+	audit := slog.New(slog.NewJSONHandler(out, nil))
+
+	verifier := signature.NewVerifier(cfg.Keys)
+	if cfg.SecretsFile != "" {
+		go verifier.WatchFile(ctx, cfg.SecretsFile, secretsPollInterval, log)
+	}
+	upstream, _ := url.Parse(cfg.UpstreamURL) // validated by config.Load
+	h, err := proxy.New(proxy.Options{
+		Upstream:           upstream,
+		UpstreamTimeout:    cfg.UpstreamTimeout,
+		Verifier:           verifier,
+		TimestampTolerance: cfg.TimestampTolerance,
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		Schemas:            cfg.Schemas,
+		EventType:          cfg.Pointer,
+		UnknownEvents:      cfg.UnknownEvents,
+		Dedupe:             cfg.Dedupe == "memory",
+		DedupeTTL:          cfg.DedupeTTL,
+		DedupeMaxEntries:   cfg.DedupeMaxEntries,
+		Audit:              audit,
+		AuditBody:          cfg.AuditBody,
+		Log:                log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &proxy.Server{
+		Handler:         h,
+		Admin:           proxy.NewAdmin(upstream, nil),
+		ListenAddr:      cfg.ListenAddr,
+		AdminAddr:       cfg.AdminAddr,
+		UpstreamTimeout: cfg.UpstreamTimeout,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Log:             log,
+		OnListen:        onListen,
+	}
+	return srv.Run(ctx)
+}
+
+// healthcheck asks the admin listener's /healthz, for container HEALTHCHECKs
+// in images without curl.
+func healthcheck(ctx context.Context, adminAddr string) error {
+	host, port, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return fmt.Errorf("POSTERN_ADMIN_ADDR: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// sign prints the signature headers for the body on stdin, one "name: value"
+// per line, ready for curl -H @-.
+func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	secret := fs.String("secret", "", "signing secret, whsec_... (default: the first key of POSTERN_SECRETS)")
+	id := fs.String("id", "", "message id (default: a new random msg_ id)")
+	ts := fs.Int64("timestamp", 0, "unix timestamp (default: now)")
+	prefix := fs.String("prefix", "svix", "header names: svix (svix-id, ...) or webhook (webhook-id, ...)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: postern sign [flags] < body.json | curl -H @- --data-binary @body.json URL")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *secret == "" {
+		*secret, _, _ = strings.Cut(config.Peek(environ).Secrets, ",")
+	}
+	keys, err := signature.ParseSecrets([]string{*secret})
+	if err != nil {
+		return fmt.Errorf("sign: --secret (or POSTERN_SECRETS): %w", err)
+	}
+	if *prefix != "svix" && *prefix != "webhook" {
+		return fmt.Errorf("sign: --prefix must be svix or webhook")
+	}
+	body, err := io.ReadAll(stdin)
+	if err != nil {
+		return err
+	}
+	if *id == "" {
+		*id = demo.NewMessageID()
+	}
+	when := time.Now()
+	if *ts != 0 {
+		when = time.Unix(*ts, 0)
+	}
+	fmt.Fprintf(stdout, "%[1]s-id: %[2]s\n%[1]s-timestamp: %[3]d\n%[1]s-signature: %[4]s\nContent-Type: application/json\n",
+		*prefix, *id, when.Unix(), signature.Sign(keys[0], *id, when, body))
+	return nil
+}
+
+// lockedWriter serialises the log and audit handlers' writes to one stream.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Outcomes, as written in audit records and span attributes.
+const (
+	OutcomeForwarded      = "forwarded"
+	OutcomeRejected       = "rejected"
+	OutcomeDuplicate      = "duplicate"
+	OutcomeAcked          = "acked"
+	OutcomeUpstreamFailed = "upstream_failed"
+)
+
+// record collects what one request did, for its audit line and span.
+type record struct {
+	start          time.Time
+	remote         string
+	traceID        trace.TraceID
+	msgID          string
+	eventType      string
+	keyIndex       int
+	outcome        string
+	reason         string
+	status         int
+	upstreamStatus int
+	bytes          int
+	body           []byte
+	err            error
+	aborted        bool
+}
+
+// finish writes the audit record and ends the server span.
+func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
+	dur := h.opts.Now().Sub(rec.start)
+	attrs := make([]slog.Attr, 0, 14)
+	attrs = append(attrs,
+		slog.String("msg_id", rec.msgID),
+		slog.String("event_type", rec.eventType),
+		slog.String("outcome", rec.outcome),
+		slog.String("reason", rec.reason),
+		slog.Int("status", rec.status),
+		slog.Int("upstream_status", rec.upstreamStatus),
+		slog.Int("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(dur.Microseconds())/1000),
+		slog.String("remote_addr", rec.remote),
+	)
+	if rec.traceID.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", rec.traceID.String()))
+	}
+	if rec.keyIndex >= 0 && rec.outcome != OutcomeRejected {
+		attrs = append(attrs, slog.Int("key_index", rec.keyIndex))
+	}
+	if rec.err != nil {
+		attrs = append(attrs, slog.String("error", rec.err.Error()))
+	}
+	if rec.body != nil {
+		attrs = append(attrs, slog.String("body", string(rec.body)))
+	}
+	h.opts.Audit.LogAttrs(ctx, slog.LevelInfo, "webhook", attrs...)
+
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("postern.msg_id", rec.msgID),
+			attribute.String("postern.event_type", rec.eventType),
+			attribute.String("postern.outcome", rec.outcome),
+			attribute.String("postern.reason", rec.reason),
+			attribute.Int("http.response.status_code", rec.status),
+			attribute.Int("http.request.body.size", rec.bytes),
+		)
+		if rec.upstreamStatus != 0 {
+			span.SetAttributes(attribute.Int("postern.upstream_status", rec.upstreamStatus))
+		}
+		if rec.status >= 500 {
+			span.SetStatus(codes.Error, rec.reason)
+		}
+	}
+	span.End()
+}

@@ -1,0 +1,375 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/postern-dev/postern/proxy/schema"
+	"github.com/postern-dev/postern/proxy/signature"
+	"github.com/postern-dev/postern/proxy/strictjson"
+)
+
+// Unknown-event policies.
+const (
+	UnknownForward = "forward"
+	UnknownReject  = "reject"
+	UnknownAck     = "ack"
+)
+
+// Options is everything the handler depends on. Zero values are filled with
+// the documented defaults by New, except Upstream, Verifier and Schemas,
+// which are required.
+type Options struct {
+	// Upstream is the application's base URL; the request path is appended.
+	Upstream *url.URL
+	// UpstreamTimeout bounds the app's whole answer (default 10s).
+	UpstreamTimeout time.Duration
+	// Transport reaches the app (default NewTransport()).
+	Transport http.RoundTripper
+	// Verifier holds the signing keys; it may be updated while serving.
+	Verifier *signature.Verifier
+	// TimestampTolerance is the accepted clock difference in both directions (default 5m).
+	TimestampTolerance time.Duration
+	// MaxBodyBytes caps the request body (default 1 MiB).
+	MaxBodyBytes int64
+	// Schemas are the compiled event schemas.
+	Schemas *schema.Set
+	// EventType locates the event type in the body (default /eventType).
+	EventType schema.Pointer
+	// UnknownEvents is UnknownForward (default), UnknownReject or UnknownAck.
+	UnknownEvents string
+	// Dedupe enables duplicate suppression by message id.
+	Dedupe bool
+	// DedupeTTL is how long an acknowledged id is remembered (default 24h).
+	DedupeTTL time.Duration
+	// DedupeMaxEntries bounds the remembered ids (default 100000).
+	DedupeMaxEntries int
+	// Audit receives one record per request; it should not filter by level.
+	Audit *slog.Logger
+	// AuditBody adds the raw body to audit records.
+	AuditBody bool
+	// Log receives operational messages (default: discarded).
+	Log *slog.Logger
+	// Tracer creates the request's spans (default: no-op).
+	Tracer trace.Tracer
+	// Propagator reads and writes trace context headers (default: W3C trace context).
+	Propagator propagation.TextMapPropagator
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Handler is the webhook handler. Create it with New.
+type Handler struct {
+	opts     Options
+	fwd      forwarder
+	dedupe   *dedupe // nil when off
+	draining atomic.Bool
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the webhook handler for opts.
+func New(opts Options) (*Handler, error) {
+	if opts.Upstream == nil || opts.Verifier == nil || opts.Schemas == nil {
+		return nil, errors.New("proxy: Upstream, Verifier and Schemas are required")
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 10 * time.Second
+	}
+	if opts.Transport == nil {
+		opts.Transport = NewTransport()
+	}
+	if opts.TimestampTolerance <= 0 {
+		opts.TimestampTolerance = 5 * time.Minute
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.EventType.String() == "" {
+		opts.EventType, _ = schema.ParsePointer("/eventType")
+	}
+	if opts.UnknownEvents == "" {
+		opts.UnknownEvents = UnknownForward
+	}
+	if opts.DedupeTTL <= 0 {
+		opts.DedupeTTL = 24 * time.Hour
+	}
+	if opts.DedupeMaxEntries <= 0 {
+		opts.DedupeMaxEntries = 100000
+	}
+	if opts.Audit == nil {
+		opts.Audit = slog.New(slog.DiscardHandler)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("postern")
+	}
+	if opts.Propagator == nil {
+		opts.Propagator = propagation.TraceContext{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handler{
+		opts: opts,
+		fwd:  forwarder{target: opts.Upstream, transport: opts.Transport, timeout: opts.UpstreamTimeout},
+	}
+	if opts.Dedupe {
+		h.dedupe = newDedupe(opts.DedupeTTL, opts.DedupeMaxEntries, opts.Now)
+	}
+	return h, nil
+}
+
+// Drain makes the handler answer 503 shutting_down from now on; call it when
+// SIGTERM arrives, before shutting the server down.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// ServeHTTP handles one webhook delivery.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.opts.Now()
+	ctx := h.opts.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := h.opts.Tracer.Start(ctx, "webhook", trace.WithSpanKind(trace.SpanKindServer))
+	rec := &record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID()}
+	h.serve(ctx, w, r, rec)
+	h.finish(ctx, span, rec)
+	if rec.aborted {
+		// The app's response broke after its status was sent: cut the
+		// connection so the sender cannot read it as a complete answer.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serve runs the checks in the order of the status contract and answers.
+func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *record) {
+	if h.draining.Load() {
+		w.Header().Set("Connection", "close")
+		h.reject(w, rec, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonShuttingDown,
+			Detail: "postern is shutting down; retry shortly", RetryAfter: retryAfterDraining})
+		return
+	}
+	if r.Method != http.MethodPost {
+		h.reject(w, rec, &Error{Status: http.StatusMethodNotAllowed, Reason: ReasonMethodNotAllowed,
+			Detail: "webhooks are delivered with POST"})
+		return
+	}
+	body, perr := h.readBody(w, r)
+	rec.bytes = len(body)
+	if perr != nil {
+		h.reject(w, rec, perr)
+		return
+	}
+	if h.opts.AuditBody {
+		rec.body = body
+	}
+
+	hdr, keyIndex, perr := h.verify(ctx, r.Header, body)
+	rec.msgID, rec.keyIndex = hdr.ID, keyIndex
+	if perr != nil {
+		h.reject(w, rec, perr)
+		return
+	}
+
+	acked := false
+	if h.dedupe != nil {
+		switch h.dedupe.begin(hdr.ID) {
+		case claimAcked:
+			rec.outcome, rec.status = OutcomeDuplicate, http.StatusOK
+			writeJSON(w, `{"duplicate":true}`)
+			return
+		case claimInFlight:
+			rec.outcome = OutcomeDuplicate
+			h.reject(w, rec, &Error{Status: http.StatusConflict, Reason: ReasonDeliveryInFlight,
+				Detail: "a delivery of this message is in progress", RetryAfter: retryAfterInFlight})
+			return
+		}
+		defer func() { h.dedupe.finish(hdr.ID, acked) }()
+	}
+
+	eventType, known, perr := h.validate(ctx, body)
+	rec.eventType = eventType
+	if perr != nil {
+		h.reject(w, rec, perr)
+		return
+	}
+	if !known {
+		switch h.opts.UnknownEvents {
+		case UnknownReject:
+			h.reject(w, rec, &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonUnknownEventType,
+				Detail: fmt.Sprintf("no schema for event type %q", eventType)})
+			return
+		case UnknownAck:
+			rec.outcome, rec.status, rec.reason = OutcomeAcked, http.StatusOK, ReasonUnknownEventType
+			writeJSON(w, `{"acknowledged":true,"forwarded":false}`)
+			acked = true
+			return
+		}
+	}
+
+	verified := http.Header{
+		hdr.Names[0]:         {hdr.ID},
+		hdr.Names[1]:         {hdr.Timestamp},
+		hdr.Names[2]:         {hdr.Signature},
+		"Postern-Verified":   {"true"},
+		"Postern-Event-Type": {eventType},
+		"Postern-Message-Id": {hdr.ID},
+	}
+	ur, perr := h.forward(ctx, r, body, verified)
+	if perr != nil {
+		rec.outcome = OutcomeUpstreamFailed
+		if ur != nil {
+			rec.upstreamStatus = ur.status
+		}
+		h.reject(w, rec, perr)
+		return
+	}
+	rec.outcome, rec.status, rec.upstreamStatus = OutcomeForwarded, ur.status, ur.status
+	if err := writeResponse(w, ur); err != nil {
+		rec.outcome, rec.reason, rec.err, rec.aborted = OutcomeUpstreamFailed, ReasonUpstreamError, err, true
+		return
+	}
+	acked = ur.status >= 200 && ur.status < 300
+}
+
+// readBody reads the body under the size cap.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Reason: ReasonBodyTooLarge,
+		Detail: fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes)}
+	if r.ContentLength > h.opts.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		return nil, tooLarge
+	}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes), r.ContentLength)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return body, tooLarge
+		}
+		return body, &Error{Status: http.StatusBadRequest, Reason: ReasonBodyReadFailed,
+			Detail: "the request body could not be read", Err: err}
+	}
+	return body, nil
+}
+
+// readAll reads r to the end, sized by the declared length when there is one.
+func readAll(r io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength >= 0 {
+		buf := make([]byte, contentLength)
+		n, err := io.ReadFull(r, buf)
+		if err == nil {
+			// Framing ends the body at Content-Length; a longer body is
+			// impossible, a shorter one is ErrUnexpectedEOF.
+			return buf, nil
+		}
+		return buf[:n], err
+	}
+	return io.ReadAll(r)
+}
+
+// verify checks the signature headers, the timestamp window and the HMAC,
+// and returns the headers and the index of the key that matched.
+func (h *Handler) verify(ctx context.Context, header http.Header, body []byte) (signature.Headers, int, *Error) {
+	_, span := h.opts.Tracer.Start(ctx, "verify")
+	defer span.End()
+	hdr, err := signature.Extract(header)
+	if err != nil {
+		return hdr, -1, verifyError(err)
+	}
+	if err := signature.CheckTimestamp(hdr.Time(), h.opts.Now(), h.opts.TimestampTolerance); err != nil {
+		return hdr, -1, verifyError(err)
+	}
+	keyIndex, err := h.opts.Verifier.Verify(body, hdr)
+	if err != nil {
+		return hdr, -1, verifyError(err)
+	}
+	return hdr, keyIndex, nil
+}
+
+// verifyError maps a signature sentinel to its status and reason.
+func verifyError(err error) *Error {
+	e := &Error{Status: http.StatusUnauthorized, Err: err}
+	switch {
+	case errors.Is(err, signature.ErrDuplicateHeader):
+		e.Status, e.Reason, e.Detail = http.StatusBadRequest, ReasonMalformedHeaders, "a signature header was sent more than once"
+	case errors.Is(err, signature.ErrMissingHeaders):
+		e.Status, e.Reason, e.Detail = http.StatusBadRequest, ReasonMissingHeaders,
+			"expected svix-id, svix-timestamp and svix-signature (or webhook-id, webhook-timestamp and webhook-signature)"
+	case errors.Is(err, signature.ErrMalformedHeaders):
+		e.Status, e.Reason, e.Detail = http.StatusBadRequest, ReasonMalformedHeaders,
+			"the id must be printable, the timestamp all digits, the signature space-separated version,value tokens"
+	case errors.Is(err, signature.ErrTimestampTooOld):
+		e.Reason, e.Detail = ReasonTimestampTooOld, "the timestamp is older than the tolerance"
+	case errors.Is(err, signature.ErrTimestampTooNew):
+		e.Reason, e.Detail = ReasonTimestampTooNew, "the timestamp is newer than the tolerance"
+	default:
+		e.Reason, e.Detail = ReasonSignatureMismatch, "no signature matches a configured key"
+	}
+	return e
+}
+
+// validate parses the body as strict JSON, finds its event type and checks
+// its schema. known is false when the event type has no schema.
+func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, known bool, perr *Error) {
+	_, span := h.opts.Tracer.Start(ctx, "validate")
+	defer span.End()
+	doc, err := strictjson.Parse(body)
+	if err != nil {
+		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonInvalidJSON,
+			Detail: "the body is not strict JSON (RFC 8259 and I-JSON RFC 7493): " + err.Error(), Err: err}
+	}
+	eventType, err = h.opts.EventType.EventType(doc)
+	if err != nil {
+		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonMissingEventType,
+			Detail: "no non-empty string at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
+	}
+	known, err = h.opts.Schemas.Validate(eventType, doc)
+	if err != nil {
+		return eventType, known, &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonSchemaViolation,
+			Detail: err.Error(), Err: err}
+	}
+	return eventType, known, nil
+}
+
+// forward sends the verified request to the app in a client span that
+// carries the trace context, and maps its answer to the status contract.
+func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, verified http.Header) (*upstreamResponse, *Error) {
+	// The delivery is not cancelled when the sender hangs up: the app
+	// finishes it, and the sender's retry is then answered as a duplicate.
+	ctx, span := h.opts.Tracer.Start(context.WithoutCancel(ctx), "forward", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	out := h.fwd.outbound(ctx, r, body, verified)
+	h.opts.Propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	ur, perr := h.fwd.send(out)
+	if perr != nil {
+		return nil, perr
+	}
+	if ur.status == http.StatusGone {
+		if ur.rest != nil {
+			ur.rest.Close()
+		}
+		return ur, &Error{Status: http.StatusBadGateway, Reason: ReasonUpstreamGone,
+			Detail: "the application answered 410; postern does not pass it on because it would make the sender disable this endpoint"}
+	}
+	return ur, nil
+}
+
+// reject answers with e and notes it in the record.
+func (h *Handler) reject(w http.ResponseWriter, rec *record, e *Error) {
+	if rec.outcome == "" {
+		rec.outcome = OutcomeRejected
+	}
+	rec.status, rec.reason, rec.err = e.Status, e.Reason, e.Err
+	writeProblem(w, e)
+}

@@ -1,0 +1,158 @@
+package schema
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+//go:embed *.json
+var builtin embed.FS
+
+// ErrViolation is returned (wrapped) when a document does not match its schema.
+var ErrViolation = errors.New("schema violation")
+
+// maxDetails bounds how many failing fields a violation names.
+const maxDetails = 3
+
+// Set is the compiled schemas, keyed by event type. It is safe for
+// concurrent use.
+type Set struct {
+	schemas map[string]*jsonschema.Schema
+}
+
+// Builtin returns the embedded schema set (REFERRAL_CREATED).
+func Builtin() (*Set, error) {
+	return compile(builtin, "file:///postern/builtin/")
+}
+
+// Load compiles every <EVENT_TYPE>.json file in dir. An empty dir means the
+// built-in set. A schema that does not compile is an error naming the file.
+func Load(dir string) (*Set, error) {
+	if dir == "" {
+		return Builtin()
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%q is not a readable directory", dir)
+	}
+	return compile(os.DirFS(abs), "file://"+filepath.ToSlash(abs)+"/")
+}
+
+func compile(fsys fs.FS, base string) (*Set, error) {
+	names, err := fs.Glob(fsys, "*.json")
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no <EVENT_TYPE>.json files in %s", base)
+	}
+	sort.Strings(names)
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	// Every file is added first so that schemas can $ref each other.
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: not JSON: %w", name, err)
+		}
+		if err := c.AddResource(base+name, doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	s := &Set{schemas: make(map[string]*jsonschema.Schema, len(names))}
+	for _, name := range names {
+		sch, err := c.Compile(base + name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: does not compile: %w", name, err)
+		}
+		s.schemas[strings.TrimSuffix(name, ".json")] = sch
+	}
+	return s, nil
+}
+
+// EventTypes returns the event types that have a schema, sorted.
+func (s *Set) EventTypes() []string {
+	out := make([]string, 0, len(s.schemas))
+	for t := range s.schemas {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Validate checks doc (a value tree of map[string]any, []any, string,
+// json.Number, bool and nil) against the schema of eventType. known is false
+// when there is no schema for eventType. A violation wraps ErrViolation and
+// names the failing fields.
+func (s *Set) Validate(eventType string, doc any) (known bool, err error) {
+	sch, ok := s.schemas[eventType]
+	if !ok {
+		return false, nil
+	}
+	if err := sch.Validate(doc); err != nil {
+		var ve *jsonschema.ValidationError
+		if errors.As(err, &ve) {
+			return true, fmt.Errorf("%w: %s", ErrViolation, describe(ve))
+		}
+		return true, fmt.Errorf("%w: %v", ErrViolation, err)
+	}
+	return true, nil
+}
+
+// describe names the failing fields: the leaves of the error tree.
+func describe(ve *jsonschema.ValidationError) string {
+	var leaves []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(leaves) == maxDetails {
+			return
+		}
+		if len(e.Causes) == 0 {
+			leaves = append(leaves, pointer(e.InstanceLocation)+": "+leafMessage(e))
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	return strings.Join(leaves, "; ")
+}
+
+// leafMessage is the library's message without its "at '<pointer>': " prefix.
+func leafMessage(e *jsonschema.ValidationError) string {
+	msg := e.Error()
+	if _, after, ok := strings.Cut(msg, "': "); ok && strings.HasPrefix(msg, "at '") {
+		return after
+	}
+	return msg
+}
+
+func pointer(tokens []string) string {
+	if len(tokens) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteByte('/')
+		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+	}
+	return b.String()
+}

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Server timeouts. A sender gives up after 15s, so reading the request
+// (ReadTimeout) plus the app's answer (the upstream timeout, at most 10s by
+// default) must fit inside that.
+const (
+	ReadHeaderTimeout = 3 * time.Second
+	ReadTimeout       = 4 * time.Second
+	IdleTimeout       = 60 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
+
+// Server runs the webhook listener and the admin listener, and drains on
+// shutdown.
+type Server struct {
+	// Handler is the webhook handler.
+	Handler *Handler
+	// Admin serves /healthz, /readyz and /metrics.
+	Admin http.Handler
+	// ListenAddr and AdminAddr are host:port to listen on.
+	ListenAddr, AdminAddr string
+	// UpstreamTimeout sizes the write timeout.
+	UpstreamTimeout time.Duration
+	// ShutdownTimeout bounds the drain after ctx ends.
+	ShutdownTimeout time.Duration
+	// Log receives lifecycle messages.
+	Log *slog.Logger
+	// OnListen, if set, is called with the bound addresses once both
+	// listeners are open.
+	OnListen func(listen, admin net.Addr)
+}
+
+// Run listens and serves until ctx ends, then stops accepting, answers
+// requests that still arrive with 503 shutting_down, and waits up to
+// ShutdownTimeout for requests in flight. It returns nil after a clean drain.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.ListenAddr)
+	if err != nil {
+		return err
+	}
+	aln, err := net.Listen("tcp", s.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	errLog := slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)
+	main := &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      ReadTimeout + s.UpstreamTimeout + time.Second,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	admin := &http.Server{
+		Handler:           s.Admin,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- main.Serve(ln) }()
+	go func() { errc <- admin.Serve(aln) }()
+	s.Log.Info("serving", "listen_addr", ln.Addr().String(), "admin_addr", aln.Addr().String())
+	if s.OnListen != nil {
+		s.OnListen(ln.Addr(), aln.Addr())
+	}
+
+	select {
+	case err := <-errc:
+		main.Close()
+		admin.Close()
+		return err
+	case <-ctx.Done():
+	}
+	s.Log.Info("draining", "timeout", s.ShutdownTimeout.String())
+	s.Handler.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+	defer cancel()
+	err = main.Shutdown(sctx)
+	admin.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		main.Close()
+		return errors.New("drain timed out with requests still in flight")
+	}
+	s.Log.Info("stopped")
+	return err
+}

@@ -1,0 +1,154 @@
+package signature
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Sentinel errors, one per rejection reason, in the order they are checked.
+var (
+	ErrDuplicateHeader   = errors.New("a signature header was sent more than once")
+	ErrMissingHeaders    = errors.New("signature headers missing")
+	ErrMalformedHeaders  = errors.New("signature headers malformed")
+	ErrTimestampTooOld   = errors.New("timestamp older than tolerance")
+	ErrTimestampTooNew   = errors.New("timestamp newer than tolerance")
+	ErrSignatureMismatch = errors.New("no signature matches any key")
+)
+
+// The two header families. Svix's own names are tried first, as the SDK does.
+var (
+	svixNames    = names{id: "Svix-Id", timestamp: "Svix-Timestamp", signature: "Svix-Signature"}
+	webhookNames = names{id: "Webhook-Id", timestamp: "Webhook-Timestamp", signature: "Webhook-Signature"}
+)
+
+type names struct{ id, timestamp, signature string }
+
+// HeaderNames lists the canonical names of all six signature headers.
+var HeaderNames = []string{
+	svixNames.id, svixNames.timestamp, svixNames.signature,
+	webhookNames.id, webhookNames.timestamp, webhookNames.signature,
+}
+
+// maxIDLen bounds the message id; Svix ids are about 30 characters.
+const maxIDLen = 256
+
+// Headers are the signature headers of one request, as received.
+type Headers struct {
+	// ID is the message id, stable across the sender's retries.
+	ID string
+	// Timestamp is the timestamp header as received (all digits).
+	Timestamp string
+	// Signature is the signature header as received.
+	Signature string
+	// Names are the header names the values came from (svix-* or webhook-*).
+	Names [3]string
+
+	unix int64
+}
+
+// Time returns the signed timestamp.
+func (h Headers) Time() time.Time { return time.Unix(h.unix, 0) }
+
+// Extract reads the signature headers from h. It rejects a signature header
+// sent twice (ErrDuplicateHeader), an incomplete set (ErrMissingHeaders) and
+// values that are not well formed (ErrMalformedHeaders): an empty or overlong
+// id, a timestamp that is not all digits, a signature header that is empty or
+// has a space-separated token that is not "version,value".
+func Extract(h http.Header) (Headers, error) {
+	for _, name := range HeaderNames {
+		if len(h[name]) > 1 {
+			return Headers{}, ErrDuplicateHeader
+		}
+	}
+	n := svixNames
+	if !complete(h, n) {
+		n = webhookNames
+		if !complete(h, n) {
+			return Headers{}, ErrMissingHeaders
+		}
+	}
+	out := Headers{
+		ID:        h[n.id][0],
+		Timestamp: h[n.timestamp][0],
+		Signature: h[n.signature][0],
+		Names:     [3]string{n.id, n.timestamp, n.signature},
+	}
+	if !validID(out.ID) {
+		return Headers{}, ErrMalformedHeaders
+	}
+	unix, ok := parseDigits(out.Timestamp)
+	if !ok {
+		return Headers{}, ErrMalformedHeaders
+	}
+	out.unix = unix
+	if !validSignatureList(out.Signature) {
+		return Headers{}, ErrMalformedHeaders
+	}
+	return out, nil
+}
+
+func complete(h http.Header, n names) bool {
+	return len(h[n.id]) == 1 && len(h[n.timestamp]) == 1 && len(h[n.signature]) == 1
+}
+
+// validID accepts 1 to maxIDLen visible ASCII characters.
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDigits parses a non-empty run of ASCII digits that fits in an int64.
+// Unlike strconv.ParseInt it refuses signs and spaces.
+func parseDigits(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// validSignatureList reports whether s is one or more space-separated tokens,
+// each "version,value" with a non-empty version and value and no other comma.
+func validSignatureList(s string) bool {
+	if s == "" {
+		return false
+	}
+	for tok := range strings.SplitSeq(s, " ") {
+		if !validToken(tok) {
+			return false
+		}
+	}
+	return true
+}
+
+func validToken(tok string) bool {
+	version, value, ok := strings.Cut(tok, ",")
+	return ok && version != "" && value != "" && !strings.Contains(value, ",")
+}
+
+// CheckTimestamp rejects a timestamp more than tolerance before or after now.
+func CheckTimestamp(ts, now time.Time, tolerance time.Duration) error {
+	switch skew := now.Sub(ts); {
+	case skew > tolerance:
+		return ErrTimestampTooOld
+	case skew < -tolerance:
+		return ErrTimestampTooNew
+	}
+	return nil
+}
