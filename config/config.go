@@ -81,7 +81,21 @@ func Load(environ []string) (Config, error) {
 	if err != nil {
 		problems = append(problems, parseProblems(err)...)
 	}
-	problems = append(problems, cfg.validate()...)
+	// A value that did not parse is left at zero; validating that zero would
+	// name the same variable again with a value the user never set.
+	unparsed := map[string]bool{}
+	for _, p := range problems {
+		name, _, _ := strings.Cut(p, ":")
+		unparsed[name] = true
+	}
+	for _, p := range cfg.validate() {
+		if name, _, _ := strings.Cut(p, ":"); !unparsed[name] {
+			problems = append(problems, p)
+		}
+	}
+	for i, p := range problems {
+		_, _ = i, p
+	}
 	if len(problems) > 0 {
 		return cfg, &Error{Problems: problems}
 	}
@@ -127,6 +141,19 @@ func parseProblems(err error) []string {
 	return out
 }
 
+// oneLine joins the lines of a multi-line message (the schema compiler's
+// errors are trees) so that each problem stays one line.
+func oneLine(s string) string {
+	lines := strings.Split(s, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 func describe(pe env.ParseError) string {
 	switch pe.Type.String() {
 	case "time.Duration":
@@ -149,7 +176,7 @@ func (c *Config) validate() []string {
 			add(a.name, "%q is not host:port (e.g. :8090 or 127.0.0.1:8090)", a.addr)
 		}
 	}
-	if c.ListenAddr == c.AdminAddr {
+	if c.ListenAddr == c.AdminAddr && !strings.HasSuffix(c.ListenAddr, ":0") {
 		add("ADMIN_ADDR", "must differ from POSTERN_LISTEN_ADDR")
 	}
 	if msg := checkUpstream(c.UpstreamURL, c.AllowRemoteUpstream); msg != "" {

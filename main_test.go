@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postern-dev/postern/config"
+)
+
+const (
+	e2eSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	e2eBody   = `{"eventType":"REFERRAL_CREATED","data":{"referralId":"ref_1","customer_type":"INDIVIDUAL","status":"CREATED"}}`
+)
+
+// program is postern started through run() on port 0.
+type program struct {
+	listen, admin string
+	done          chan error
+	cancel        context.CancelFunc
+	mu            sync.Mutex
+	lines         []map[string]any
+}
+
+func start(t *testing.T, environ []string) *program {
+	t.Helper()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &program{done: make(chan error, 1), cancel: cancel}
+	go func() {
+		p.done <- run(ctx, nil, environ, strings.NewReader(""), pw, io.Discard)
+		pw.Close()
+	}()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue
+			}
+			p.mu.Lock()
+			p.lines = append(p.lines, m)
+			p.mu.Unlock()
+			if m["msg"] == "serving" {
+				p.listen, p.admin = m["listen_addr"].(string), m["admin_addr"].(string)
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-p.done:
+		t.Fatalf("run returned before serving: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("postern did not start")
+	}
+	t.Cleanup(func() { cancel() })
+	return p
+}
+
+func (p *program) audit() []map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []map[string]any
+	for _, m := range p.lines {
+		if m["msg"] == "webhook" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// signWith runs `postern sign` and returns its headers.
+func signWith(t *testing.T, args ...string) http.Header {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), append([]string{"sign", "--secret", e2eSecret}, args...), nil, strings.NewReader(e2eBody), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		h.Set(k, v)
+	}
+	return h
+}
+
+func TestEndToEnd(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+	}))
+	defer app.Close()
+	p := start(t, []string{
+		"POSTERN_SECRETS=" + e2eSecret,
+		"POSTERN_UPSTREAM_URL=" + app.URL,
+		"POSTERN_LISTEN_ADDR=127.0.0.1:0",
+		"POSTERN_ADMIN_ADDR=127.0.0.1:0",
+	})
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := client.Get("http://" + p.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: got %d, want 200", path, resp.StatusCode)
+		}
+	}
+
+	send := func(h http.Header) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+p.listen+"/hook", strings.NewReader(e2eBody))
+		req.Header = h
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := send(signWith(t)); status != 200 {
+		t.Errorf("signed: got %d, want 200", status)
+	}
+	if status := send(signWith(t, "--prefix", "webhook")); status != 200 {
+		t.Errorf("signed with webhook-* headers: got %d, want 200", status)
+	}
+	forged := signWith(t)
+	forged.Set("Svix-Signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+	if status := send(forged); status != 401 {
+		t.Errorf("forged: got %d, want 401", status)
+	}
+	mu.Lock()
+	if len(got) != 2 || got[0] != e2eBody {
+		t.Errorf("app got %q, want the body twice", got)
+	}
+	mu.Unlock()
+
+	p.cancel() // SIGTERM
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("run after SIGTERM: %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("postern did not stop")
+	}
+	records := p.audit()
+	if len(records) != 3 {
+		t.Fatalf("got %d audit records, want 3", len(records))
+	}
+	for _, r := range records {
+		for _, k := range []string{"msg_id", "event_type", "outcome", "reason", "status", "upstream_status", "bytes", "duration_ms", "remote_addr"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("audit record %v lacks %s", r, k)
+			}
+		}
+		line, _ := json.Marshal(r)
+		if strings.Contains(string(line), "MfKQ9r8") || strings.Contains(string(line), "v1,") || strings.Contains(string(line), "ref_1") {
+			t.Errorf("audit record leaks a secret, signature or body: %s", line)
+		}
+	}
+	if records[2]["outcome"] != "rejected" || records[2]["reason"] != "signature_mismatch" {
+		t.Errorf("third record: got %v %v, want rejected signature_mismatch", records[2]["outcome"], records[2]["reason"])
+	}
+}
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	os.WriteFile(keys, []byte("# rotated 2026-11\n"+e2eSecret+"\n"), 0o600)
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		wantOut string
+		wantCfg []string // config problems, each a line prefix
+		wantErr bool
+	}{
+		{name: "version", args: []string{"version"}, wantOut: "postern dev\n"},
+		{name: "check-config ok", args: []string{"check-config"}, environ: []string{"POSTERN_SECRETS=" + e2eSecret}, wantOut: "configuration ok\n"},
+		{name: "check-config with a keys file", args: []string{"check-config"}, environ: []string{"POSTERN_SECRETS_FILE=" + keys}, wantOut: "configuration ok\n"},
+		{name: "check-config reports every problem", args: []string{"check-config"},
+			environ: []string{"POSTERN_SECRETS=" + e2eSecret + ",nope!", "POSTERN_UPSTREAM_URL=http://10.0.0.1:80", "POSTERN_TIMESTAMP_TOLERANCE=soon"},
+			wantCfg: []string{"POSTERN_TIMESTAMP_TOLERANCE: ", "POSTERN_UPSTREAM_URL: ", "POSTERN_SECRETS: key 2 is not base64 after whsec_"}},
+		{name: "serve without secrets", args: nil, environ: nil, wantCfg: []string{"POSTERN_SECRETS: required"}},
+		{name: "unknown command", args: []string{"frobnicate"}, wantErr: true},
+		{name: "healthcheck with nothing listening", args: []string{"healthcheck"}, environ: []string{"POSTERN_ADMIN_ADDR=127.0.0.1:1"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tt.args, tt.environ, strings.NewReader(""), &out, io.Discard)
+			var cfgErr *config.Error
+			switch {
+			case tt.wantCfg != nil:
+				if !errors.As(err, &cfgErr) {
+					t.Fatalf("got %v, want a config error (exit 2)", err)
+				}
+				if len(cfgErr.Problems) != len(tt.wantCfg) {
+					t.Errorf("got problems %q, want %d", cfgErr.Problems, len(tt.wantCfg))
+				}
+				for _, want := range tt.wantCfg {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("problems %q lack %q", cfgErr.Problems, want)
+					}
+				}
+				if strings.Contains(err.Error(), "MfKQ9r8") {
+					t.Errorf("problems echo the secret: %q", err)
+				}
+			case tt.wantErr:
+				if err == nil || errors.As(err, &cfgErr) {
+					t.Errorf("got %v, want a runtime error (exit 1)", err)
+				}
+			default:
+				if err != nil || out.String() != tt.wantOut {
+					t.Errorf("got %q, %v, want %q", out.String(), err, tt.wantOut)
+				}
+			}
+		})
+	}
+}

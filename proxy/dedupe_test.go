@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestDedupeByOutcome(t *testing.T) {
+	t.Run("acknowledged id is answered 200 without forwarding", func(t *testing.T) {
+		rg := newRig(t, nil, nil)
+		first := rg.post(t, "/", signed(testKey, "msg_dup", testNow, validBody), validBody)
+		// The sender's retry carries the same id with a fresh timestamp.
+		again := rg.post(t, "/", signed(testKey, "msg_dup", testNow.Add(time.Minute), validBody), validBody)
+		if first.Status != 204 || again.Status != 200 || again.Body != `{"duplicate":true}` {
+			t.Errorf("got %d then %d %q, want 204 then 200 {\"duplicate\":true}", first.Status, again.Status, again.Body)
+		}
+		if n := len(rg.app.requests()); n != 1 {
+			t.Errorf("app received %d requests, want 1", n)
+		}
+	})
+	t.Run("failed delivery is forwarded again", func(t *testing.T) {
+		var mu sync.Mutex
+		fail := true
+		rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			if fail {
+				fail = false
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		}, nil)
+		first := rg.post(t, "/", signed(testKey, "msg_retry", testNow, validBody), validBody)
+		again := rg.post(t, "/", signed(testKey, "msg_retry", testNow, validBody), validBody)
+		if first.Status != 500 || again.Status != 200 || again.Body == `{"duplicate":true}` {
+			t.Errorf("got %d then %d %q, want 500 then the app's 200", first.Status, again.Status, again.Body)
+		}
+		if n := len(rg.app.requests()); n != 2 {
+			t.Errorf("app received %d requests, want 2", n)
+		}
+	})
+	t.Run("rejected body does not poison the id", func(t *testing.T) {
+		rg := newRig(t, nil, nil)
+		bad := `{"eventType":"REFERRAL_CREATED"}`
+		first := rg.post(t, "/", signed(testKey, "msg_x", testNow, bad), bad)
+		again := rg.post(t, "/", signed(testKey, "msg_x", testNow, validBody), validBody)
+		if first.Status != 422 || again.Status != 204 {
+			t.Errorf("got %d then %d, want 422 then 204", first.Status, again.Status)
+		}
+	})
+	t.Run("id in flight is answered 409 with Retry-After", func(t *testing.T) {
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+			once.Do(func() { close(entered) })
+			<-release
+			w.WriteHeader(http.StatusOK)
+		}, nil)
+		done := make(chan answer)
+		go func() { done <- rg.post(t, "/", signed(testKey, "msg_slow", testNow, validBody), validBody) }()
+		<-entered
+		second := rg.post(t, "/", signed(testKey, "msg_slow", testNow, validBody), validBody)
+		close(release)
+		first := <-done
+		if second.Status != 409 || second.Reason != ReasonDeliveryInFlight || second.RetryAfter == "" {
+			t.Errorf("second: got %d %q Retry-After %q, want 409 %s with Retry-After", second.Status, second.Reason, second.RetryAfter, ReasonDeliveryInFlight)
+		}
+		if first.Status != 200 {
+			t.Errorf("first: got %d, want 200", first.Status)
+		}
+		if n := len(rg.app.requests()); n != 1 {
+			t.Errorf("app received %d requests, want 1", n)
+		}
+	})
+	t.Run("off forwards every delivery", func(t *testing.T) {
+		rg := newRig(t, nil, func(o *Options) { o.Dedupe = false })
+		rg.post(t, "/", signed(testKey, "msg_dup", testNow, validBody), validBody)
+		rg.post(t, "/", signed(testKey, "msg_dup", testNow, validBody), validBody)
+		if n := len(rg.app.requests()); n != 2 {
+			t.Errorf("app received %d requests, want 2", n)
+		}
+	})
+}
+
+func TestDedupeBounds(t *testing.T) {
+	now := testNow
+	d := newDedupe(time.Hour, 3, func() time.Time { return now })
+	for i := range 5 {
+		id := fmt.Sprint("msg_", i)
+		if c := d.begin(id); c != claimNew {
+			t.Fatalf("begin(%s) = %v, want claimNew", id, c)
+		}
+		d.finish(id, true)
+	}
+	if got := d.size(); got != 3 {
+		t.Errorf("size %d after 5 acks with max 3, want 3", got)
+	}
+	if c := d.begin("msg_0"); c != claimNew {
+		t.Errorf("oldest id: got %v, want claimNew (evicted)", c)
+	}
+	if c := d.begin("msg_4"); c != claimAcked {
+		t.Errorf("newest id: got %v, want claimAcked", c)
+	}
+	now = now.Add(time.Hour)
+	if c := d.begin("msg_4"); c != claimNew {
+		t.Errorf("after ttl: got %v, want claimNew", c)
+	}
+	if got := d.size(); got != 2 {
+		t.Errorf("size %d after expiry (msg_0 and msg_4 in flight), want 2", got)
+	}
+}

@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestForwardedRequest checks what the app sees: the body byte-identical
+// with an explicit length, path and query as received, verified headers set
+// after hop-by-hop removal, spoofed and underscore headers gone.
+func TestForwardedRequest(t *testing.T) {
+	rg := newRig(t, nil, nil)
+	h := signed(testKey, "msg_fwd", testNow, validBody)
+	h.Set("Postern-Verified", "spoofed")
+	h.Set("Postern-Event-Type", "SPOOFED")
+	h["Svix_id"] = []string{"msg_spoof"}
+	h.Set("X_forwarded_for", "6.6.6.6")
+	h.Set("Connection", "Svix-Signature, Postern-Verified, X-Custom-Hop")
+	h.Set("X-Custom-Hop", "hop")
+	h.Set("X-Request-Id", "keep-me")
+	h.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	got := rg.post(t, "/webhooks/a%2Fb?x=1&y=2", h, validBody)
+	if got.Status != 204 {
+		t.Fatalf("status %d %s, want 204", got.Status, got.Reason)
+	}
+	reqs := rg.app.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("app received %d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if r.Body != validBody || r.ContentLength != int64(len(validBody)) {
+		t.Errorf("app got body %q (length %d), want %q (length %d)", r.Body, r.ContentLength, validBody, len(validBody))
+	}
+	if r.Path != "/webhooks/a%2Fb" || r.Query != "x=1&y=2" {
+		t.Errorf("app got path %q query %q, want /webhooks/a%%2Fb and x=1&y=2", r.Path, r.Query)
+	}
+	want := map[string]string{
+		"Svix-Id":            "msg_fwd",
+		"Svix-Timestamp":     h.Get("Svix-Timestamp"),
+		"Svix-Signature":     h.Get("Svix-Signature"),
+		"Postern-Verified":   "true",
+		"Postern-Event-Type": "REFERRAL_CREATED",
+		"Postern-Message-Id": "msg_fwd",
+		"X-Request-Id":       "keep-me",
+		"X-Forwarded-For":    "127.0.0.1",
+		"X-Forwarded-Proto":  "http",
+		"X-Custom-Hop":       "",
+		"Connection":         "",
+		"Svix_id":            "",
+		"X_forwarded_for":    "",
+		"Content-Type":       "application/json",
+	}
+	gotHeaders := map[string]string{}
+	for k := range want {
+		gotHeaders[k] = strings.Join(r.Header[k], ",")
+	}
+	if diff := cmp.Diff(want, gotHeaders); diff != "" {
+		t.Errorf("app headers (-want +got):\n%s", diff)
+	}
+	if r.Header.Get("X-Forwarded-Host") != r.Host {
+		t.Errorf("X-Forwarded-Host %q, want the original Host %q", r.Header.Get("X-Forwarded-Host"), r.Host)
+	}
+	if tp := r.Header.Get("Traceparent"); !strings.Contains(tp, "0af7651916cd43dd8448eb211c80319c") {
+		t.Errorf("traceparent %q does not continue the sender's trace", tp)
+	}
+}
+
+// TestResponsePassedBack checks that the app's status, headers and body
+// reach the sender unchanged, hop-by-hop headers aside.
+func TestResponsePassedBack(t *testing.T) {
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App", "yes")
+		w.Header().Set("Webhook-Delivery", "disable") // the app's own choice, passed on
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"queued":true}`)
+	}, nil)
+	got := rg.post(t, "/", signed(testKey, "msg_1", testNow, validBody), validBody)
+	if got.Status != 202 || got.Body != `{"queued":true}` || got.Header.Get("X-App") != "yes" || got.Header.Get("Webhook-Delivery") != "disable" {
+		t.Errorf("got %d %q X-App=%q Webhook-Delivery=%q, want 202 {\"queued\":true} yes disable",
+			got.Status, got.Body, got.Header.Get("X-App"), got.Header.Get("Webhook-Delivery"))
+	}
+	if got.Header.Get("Keep-Alive") != "" {
+		t.Errorf("hop-by-hop Keep-Alive passed back: %q", got.Header.Get("Keep-Alive"))
+	}
+}
+
+// TestUpstreamPath joins a base path in the upstream URL with the request path.
+func TestUpstreamPath(t *testing.T) {
+	rg := newRig(t, nil, func(o *Options) { o.Upstream.Path = "/base/"; o.Upstream.RawQuery = "k=v" })
+	rg.post(t, "/hook?x=1", signed(testKey, "msg_1", testNow, validBody), validBody)
+	reqs := rg.app.requests()
+	if len(reqs) != 1 || reqs[0].Path != "/base/hook" || reqs[0].Query != "k=v&x=1" {
+		t.Fatalf("app got %+v, want path /base/hook query k=v&x=1", reqs)
+	}
+}
+
+// TestBodyReadFailed sends a body shorter than its Content-Length and hangs up.
+func TestBodyReadFailed(t *testing.T) {
+	rg := newRig(t, nil, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h := signed(testKey, "msg_1", testNow, validBody)
+	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
+		len(validBody)+10, h.Get("Svix-Id"), h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+	conn.(*net.TCPConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	got := toAnswer(resp, data)
+	if got.Status != 400 || got.Reason != ReasonBodyReadFailed {
+		t.Errorf("got %d %q, want 400 %s", got.Status, got.Reason, ReasonBodyReadFailed)
+	}
+	if n := len(rg.app.requests()); n != 0 {
+		t.Errorf("app received %d requests, want 0", n)
+	}
+}
+
+// TestChunkedBodyOverCap streams a body without Content-Length past the cap.
+func TestChunkedBodyOverCap(t *testing.T) {
+	rg := newRig(t, nil, func(o *Options) { o.MaxBodyBytes = 64 })
+	body := strings.Repeat("x", 1000)
+	req, _ := http.NewRequest(http.MethodPost, rg.proxy.URL, io.MultiReader(strings.NewReader(body)))
+	req.ContentLength = -1 // chunked
+	for k, v := range signed(testKey, "msg_1", testNow, body) {
+		req.Header[k] = v
+	}
+	resp, err := rg.proxy.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := toAnswer(resp, data)
+	if got.Status != 413 || got.Reason != ReasonBodyTooLarge {
+		t.Errorf("got %d %q, want 413 %s", got.Status, got.Reason, ReasonBodyTooLarge)
+	}
+	if n := len(rg.app.requests()); n != 0 {
+		t.Errorf("app received %d requests, want 0", n)
+	}
+}

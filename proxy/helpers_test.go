@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postern-dev/postern/proxy/schema"
+	"github.com/postern-dev/postern/proxy/signature"
+)
+
+// testNow is the pinned clock of every handler test.
+var testNow = time.Unix(1764410400, 0)
+
+var (
+	testKey   = mustKey("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	otherKey  = mustKey("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+	validBody = `{"eventType":"REFERRAL_CREATED","eventId":"evt_1","createdAt":"2026-11-26T10:00:00Z","data":{"referralId":"ref_123","customer_type":"INDIVIDUAL","status":"CREATED"}}`
+)
+
+func mustKey(secret string) []byte {
+	keys, err := signature.ParseSecrets([]string{secret})
+	if err != nil {
+		panic(err)
+	}
+	return keys[0]
+}
+
+// received is one request as the app saw it.
+type received struct {
+	Method, Path, Query, Host string
+	Header                    http.Header
+	Body                      string
+	ContentLength             int64
+}
+
+// app is a test application behind postern: it records what it receives
+// and answers with handle (default 204).
+type app struct {
+	mu     sync.Mutex
+	got    []received
+	handle http.HandlerFunc
+}
+
+func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	a.mu.Lock()
+	a.got = append(a.got, received{
+		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Host: r.Host,
+		Header: r.Header.Clone(), Body: string(body), ContentLength: r.ContentLength,
+	})
+	a.mu.Unlock()
+	if a.handle != nil {
+		a.handle(w, r)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *app) requests() []received {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]received(nil), a.got...)
+}
+
+// rig is postern between a client and an app, both real listeners.
+type rig struct {
+	app     *app
+	appSrv  *httptest.Server
+	handler *Handler
+	proxy   *httptest.Server
+}
+
+// newRig starts an app and postern in front of it; mutate adjusts the options.
+func newRig(t testing.TB, handle http.HandlerFunc, mutate func(*Options)) *rig {
+	t.Helper()
+	a := &app{handle: handle}
+	appSrv := httptest.NewServer(a)
+	t.Cleanup(appSrv.Close)
+	u, _ := url.Parse(appSrv.URL)
+	set, err := schema.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Upstream:        u,
+		UpstreamTimeout: 2 * time.Second,
+		Verifier:        signature.NewVerifier([][]byte{testKey}),
+		Schemas:         set,
+		Dedupe:          true,
+		Now:             func() time.Time { return testNow },
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	h, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := httptest.NewServer(h)
+	t.Cleanup(px.Close)
+	return &rig{app: a, appSrv: appSrv, handler: h, proxy: px}
+}
+
+// signed returns the svix headers for body signed with key at ts.
+func signed(key []byte, id string, ts time.Time, body string) http.Header {
+	return http.Header{
+		"Svix-Id":        {id},
+		"Svix-Timestamp": {strconv.FormatInt(ts.Unix(), 10)},
+		"Svix-Signature": {signature.Sign(key, id, ts, []byte(body))},
+		"Content-Type":   {"application/json"},
+	}
+}
+
+// answer is what postern told the client.
+type answer struct {
+	Status     int
+	Reason     string
+	Detail     string
+	Header     http.Header
+	Body       string
+	RetryAfter string
+}
+
+func (rg *rig) post(t testing.TB, path string, h http.Header, body string) answer {
+	t.Helper()
+	return rg.do(t, http.MethodPost, path, h, body)
+}
+
+func (rg *rig) do(t testing.TB, method, path string, h http.Header, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, rg.proxy.URL+path, bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := rg.proxy.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toAnswer(resp, data)
+}
+
+func toAnswer(resp *http.Response, data []byte) answer {
+	a := answer{Status: resp.StatusCode, Header: resp.Header, Body: string(data), RetryAfter: resp.Header.Get("Retry-After")}
+	if resp.Header.Get("Content-Type") == "application/problem+json" {
+		var p problem
+		json.Unmarshal(data, &p)
+		a.Reason, a.Detail = p.Reason, p.Detail
+	}
+	return a
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
