@@ -94,7 +94,7 @@ func Load(environ []string) (Config, error) {
 		}
 	}
 	for i, p := range problems {
-		_, _ = i, p
+		problems[i] = oneLine(p)
 	}
 	if len(problems) > 0 {
 		return cfg, &Error{Problems: problems}

@@ -13,8 +13,11 @@ import (
 // (rather than watching inodes) follows a Kubernetes Secret volume, which
 // swaps a symlink to a new directory. A file that cannot be read or parsed
 // keeps the current keys; the reason is logged, the keys never are.
+//
+// The first read always installs what the file holds: v's keys were read
+// before WatchFile started, perhaps from an older version of the file.
 func (v *Verifier) WatchFile(ctx context.Context, path string, interval time.Duration, log *slog.Logger) {
-	last, _ := os.ReadFile(path)
+	var last []byte // the content last seen; nil until the file has been read
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -31,7 +34,7 @@ func (v *Verifier) WatchFile(ctx context.Context, path string, interval time.Dur
 			}
 			continue
 		}
-		if bytes.Equal(data, last) {
+		if last != nil && bytes.Equal(data, last) {
 			continue
 		}
 		last = data
