@@ -20,12 +20,12 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY . .
 ARG VERSION=dev
-ARG TARGETOS TARGETARCH
+ARG TARGETOS
+ARG TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/postern . \
-    && /out/postern version
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/postern .
 
 FROM ${RUNTIME_IMAGE}
 ARG VERSION=dev
