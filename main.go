@@ -25,6 +25,7 @@ import (
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/demo"
 	"github.com/postern-dev/postern/proxy/signature"
+	"github.com/postern-dev/postern/proxy/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -63,11 +64,16 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stdout, nil)
+		return serve(ctx, cfg, environ, stdout, nil)
 	case "check-config":
 		if _, err := config.Load(environ); err != nil {
 			return err
 		}
+		tel, err := telemetry.New(ctx, environ, version)
+		if err != nil {
+			return &config.Error{Problems: []string{err.Error()}}
+		}
+		tel.Shutdown(ctx)
 		fmt.Fprintln(stdout, "configuration ok")
 		return nil
 	case "version":
@@ -87,20 +93,33 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			if err != nil {
 				return err
 			}
-			return serve(ctx, cfg, logs, onListen)
+			return serve(ctx, cfg, environ, logs, onListen)
 		})
 	}
 	return fmt.Errorf("unknown command %q (commands: serve, check-config, version, healthcheck, sign, demo)", cmd)
 }
 
-// serve wires the configuration into the handler and the servers and runs
-// them until ctx ends.
-func serve(ctx context.Context, cfg config.Config, stdout io.Writer, onListen func(listen, admin net.Addr)) error {
+// serve wires the configuration into telemetry, the handler and the servers
+// and runs them until ctx ends; telemetry is flushed on the way out.
+func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.Writer, onListen func(listen, admin net.Addr)) (err error) {
 	out := &lockedWriter{w: stdout}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
 	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
 	audit := slog.New(slog.NewJSONHandler(out, nil))
+
+	tel, err := telemetry.New(ctx, environ, version)
+	if err != nil {
+		return &config.Error{Problems: []string{err.Error()}}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(sctx))
+	}()
+	if tel.Exporting != "" {
+		log.Info("exporting traces", "exporter", tel.Exporting)
+	}
 
 	verifier := signature.NewVerifier(cfg.Keys)
 	if cfg.SecretsFile != "" {
@@ -122,13 +141,15 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, onListen fu
 		Audit:              audit,
 		AuditBody:          cfg.AuditBody,
 		Log:                log,
+		Tracer:             tel.TracerProvider.Tracer("postern"),
+		Meter:              tel.MeterProvider.Meter("postern"),
 	})
 	if err != nil {
 		return err
 	}
 	srv := &proxy.Server{
 		Handler:         h,
-		Admin:           proxy.NewAdmin(upstream, nil),
+		Admin:           proxy.NewAdmin(upstream, tel.Metrics),
 		ListenAddr:      cfg.ListenAddr,
 		AdminAddr:       cfg.AdminAddr,
 		UpstreamTimeout: cfg.UpstreamTimeout,

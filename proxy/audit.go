@@ -2,11 +2,16 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -66,21 +71,69 @@ func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
 	}
 	h.opts.Audit.LogAttrs(ctx, slog.LevelInfo, "webhook", attrs...)
 
+	h.metrics.requests.Add(ctx, 1, h.metrics.attrs("outcome", rec.outcome, "reason", rec.reason))
+	h.metrics.duration.Record(ctx, dur.Seconds())
+
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("postern.msg_id", rec.msgID),
 			attribute.String("postern.event_type", rec.eventType),
 			attribute.String("postern.outcome", rec.outcome),
 			attribute.String("postern.reason", rec.reason),
-			attribute.Int("http.response.status_code", rec.status),
-			attribute.Int("http.request.body.size", rec.bytes),
+			semconv.HTTPResponseStatusCode(rec.status),
+			semconv.HTTPRequestBodySize(rec.bytes),
 		)
 		if rec.upstreamStatus != 0 {
 			span.SetAttributes(attribute.Int("postern.upstream_status", rec.upstreamStatus))
+		}
+		if rec.keyIndex >= 0 {
+			span.SetAttributes(attribute.Int("postern.key_index", rec.keyIndex))
 		}
 		if rec.status >= 500 {
 			span.SetStatus(codes.Error, rec.reason)
 		}
 	}
 	span.End()
+}
+
+// serverAttributes are the semantic-convention attributes of the server span.
+func serverAttributes(r *http.Request) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(r.Method),
+		semconv.URLPath(r.URL.Path),
+		semconv.URLScheme("http"),
+		semconv.NetworkProtocolVersion(fmt.Sprintf("%d.%d", r.ProtoMajor, r.ProtoMinor)),
+		semconv.UserAgentOriginal(r.UserAgent()),
+	}
+	if host, port, err := net.SplitHostPort(r.Host); err == nil {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if p, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.ServerPort(p))
+		}
+	} else if r.Host != "" {
+		attrs = append(attrs, semconv.ServerAddress(r.Host))
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		attrs = append(attrs, semconv.ClientAddress(ip))
+	}
+	return attrs
+}
+
+// clientAttributes are the semantic-convention attributes of the forward span.
+func clientAttributes(out *http.Request, ur *upstreamResponse, perr *Error) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(out.Method),
+		semconv.URLFull(out.URL.String()),
+		semconv.ServerAddress(out.URL.Hostname()),
+	}
+	if p, err := strconv.Atoi(out.URL.Port()); err == nil {
+		attrs = append(attrs, semconv.ServerPort(p))
+	}
+	if ur != nil {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(ur.status))
+	}
+	if perr != nil {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(perr.Reason))
+	}
+	return attrs
 }

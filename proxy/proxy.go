@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -63,6 +67,8 @@ type Options struct {
 	Log *slog.Logger
 	// Tracer creates the request's spans (default: no-op).
 	Tracer trace.Tracer
+	// Meter creates postern's metrics (default: no-op).
+	Meter metric.Meter
 	// Propagator reads and writes trace context headers (default: W3C trace context).
 	Propagator propagation.TextMapPropagator
 	// Now is the clock (default time.Now).
@@ -74,6 +80,7 @@ type Handler struct {
 	opts     Options
 	fwd      forwarder
 	dedupe   *dedupe // nil when off
+	metrics  *metrics
 	draining atomic.Bool
 }
 
@@ -130,6 +137,10 @@ func New(opts Options) (*Handler, error) {
 	if opts.Dedupe {
 		h.dedupe = newDedupe(opts.DedupeTTL, opts.DedupeMaxEntries, opts.Now)
 	}
+	var err error
+	if h.metrics, err = newMetrics(opts.Meter, h.dedupe); err != nil {
+		return nil, fmt.Errorf("proxy: metrics: %w", err)
+	}
 	return h, nil
 }
 
@@ -141,10 +152,15 @@ func (h *Handler) Drain() { h.draining.Store(true) }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.opts.Now()
 	ctx := h.opts.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := h.opts.Tracer.Start(ctx, "webhook", trace.WithSpanKind(trace.SpanKindServer))
-	rec := &record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID()}
+	ctx, span := h.opts.Tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetAttributes(serverAttributes(r)...)
+	}
+	h.metrics.inFlight.Add(ctx, 1)
+	rec := &record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID(), keyIndex: -1}
 	h.serve(ctx, w, r, rec)
 	h.finish(ctx, span, rec)
+	h.metrics.inFlight.Add(ctx, -1)
 	if rec.aborted {
 		// The app's response broke after its status was sent: cut the
 		// connection so the sender cannot read it as a complete answer.
@@ -184,12 +200,17 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 	acked := false
 	if h.dedupe != nil {
-		switch h.dedupe.begin(hdr.ID) {
+		_, dspan := h.opts.Tracer.Start(ctx, "dedupe")
+		claim := h.dedupe.begin(hdr.ID)
+		dspan.End()
+		switch claim {
 		case claimAcked:
+			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.attrs("kind", "acked", "", ""))
 			rec.outcome, rec.status = OutcomeDuplicate, http.StatusOK
 			writeJSON(w, `{"duplicate":true}`)
 			return
 		case claimInFlight:
+			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.attrs("kind", "in_flight", "", ""))
 			rec.outcome = OutcomeDuplicate
 			h.reject(w, rec, &Error{Status: http.StatusConflict, Reason: ReasonDeliveryInFlight,
 				Detail: "a delivery of this message is in progress", RetryAfter: retryAfterInFlight})
@@ -281,19 +302,26 @@ func readAll(r io.Reader, contentLength int64) ([]byte, error) {
 // verify checks the signature headers, the timestamp window and the HMAC,
 // and returns the headers and the index of the key that matched.
 func (h *Handler) verify(ctx context.Context, header http.Header, body []byte) (signature.Headers, int, *Error) {
-	_, span := h.opts.Tracer.Start(ctx, "verify")
-	defer span.End()
+	ctx, span := h.opts.Tracer.Start(ctx, "verify")
+	start := h.opts.Now()
+	defer func() {
+		h.metrics.verify.Record(ctx, h.opts.Now().Sub(start).Seconds())
+		span.End()
+	}()
 	hdr, err := signature.Extract(header)
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
-	if err := signature.CheckTimestamp(hdr.Time(), h.opts.Now(), h.opts.TimestampTolerance); err != nil {
+	h.metrics.skew.Record(ctx, start.Sub(hdr.Time()).Seconds())
+	if err := signature.CheckTimestamp(hdr.Time(), start, h.opts.TimestampTolerance); err != nil {
 		return hdr, -1, verifyError(err)
 	}
 	keyIndex, err := h.opts.Verifier.Verify(body, hdr)
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
+	h.metrics.keyMatches.Add(ctx, 1, h.metrics.attrs("key_index", strconv.Itoa(keyIndex), "", ""))
+	span.SetAttributes(attribute.Int("postern.key_index", keyIndex))
 	return hdr, keyIndex, nil
 }
 
@@ -322,8 +350,12 @@ func verifyError(err error) *Error {
 // validate parses the body as strict JSON, finds its event type and checks
 // its schema. known is false when the event type has no schema.
 func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, known bool, perr *Error) {
-	_, span := h.opts.Tracer.Start(ctx, "validate")
-	defer span.End()
+	ctx, span := h.opts.Tracer.Start(ctx, "validate")
+	start := h.opts.Now()
+	defer func() {
+		h.metrics.validate.Record(ctx, h.opts.Now().Sub(start).Seconds())
+		span.End()
+	}()
 	doc, err := strictjson.Parse(body)
 	if err != nil {
 		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonInvalidJSON,
@@ -336,6 +368,7 @@ func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, 
 	}
 	known, err = h.opts.Schemas.Validate(eventType, doc)
 	if err != nil {
+		h.metrics.violations.Add(ctx, 1, h.metrics.attrs("event_type", eventType, "", ""))
 		return eventType, known, &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonSchemaViolation,
 			Detail: err.Error(), Err: err}
 	}
@@ -348,13 +381,22 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, ver
 	// The delivery is not cancelled when the sender hangs up: the app
 	// finishes it, and the sender's retry is then answered as a duplicate.
 	ctx, span := h.opts.Tracer.Start(context.WithoutCancel(ctx), "forward", trace.WithSpanKind(trace.SpanKindClient))
-	defer span.End()
+	start := h.opts.Now()
 	out := h.fwd.outbound(ctx, r, body, verified)
 	h.opts.Propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
 	ur, perr := h.fwd.send(out)
+	h.metrics.forward.Record(ctx, h.opts.Now().Sub(start).Seconds())
+	if span.IsRecording() {
+		span.SetAttributes(clientAttributes(out, ur, perr)...)
+		if perr != nil {
+			span.SetStatus(codes.Error, perr.Reason)
+		}
+	}
+	span.End()
 	if perr != nil {
 		return nil, perr
 	}
+	h.metrics.upstream.Add(ctx, 1, h.metrics.attrs("class", statusClass(ur.status), "", ""))
 	if ur.status == http.StatusGone {
 		if ur.rest != nil {
 			ur.rest.Close()

@@ -1,0 +1,191 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Providers are the telemetry providers of one postern process.
+type Providers struct {
+	// TracerProvider exports spans, or is a no-op when no exporter is configured.
+	TracerProvider trace.TracerProvider
+	// MeterProvider feeds Metrics.
+	MeterProvider metric.MeterProvider
+	// Metrics serves the metrics in Prometheus text format.
+	Metrics http.Handler
+	// Exporting names the trace exporter in use ("" when none).
+	Exporting string
+
+	shutdown []func(context.Context) error
+}
+
+// New builds the providers from the OTEL_* variables in environ:
+// OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER (otlp or none; when unset, otlp
+// if an OTLP endpoint is set), OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT,
+// OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL (http/protobuf or grpc),
+// OTEL_SERVICE_NAME (default postern), OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG. The exporters read their other standard
+// variables (headers, timeout, certificates, batching) themselves.
+func New(ctx context.Context, environ []string, version string) (*Providers, error) {
+	env := toMap(environ)
+	service := env["OTEL_SERVICE_NAME"]
+	if service == "" {
+		service = "postern"
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		semconv.ServiceName(service), semconv.ServiceVersion(version)))
+	if err != nil {
+		return nil, fmt.Errorf("otel resource: %w", err)
+	}
+	p := &Providers{TracerProvider: noop.NewTracerProvider()}
+
+	exp, name, err := traceExporter(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if exp != nil {
+		sampler, err := sampler(env)
+		if err != nil {
+			return nil, err
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(sampler))
+		p.TracerProvider, p.Exporting = tp, name
+		p.shutdown = append(p.shutdown, tp.Shutdown)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promExp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(promExp), sdkmetric.WithResource(res))
+	p.MeterProvider = mp
+	p.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	p.shutdown = append(p.shutdown, mp.Shutdown)
+	return p, nil
+}
+
+// Shutdown flushes and stops the providers; spans of the last requests are
+// exported before it returns.
+func (p *Providers) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, f := range p.shutdown {
+		errs = append(errs, f(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// traceExporter returns the configured span exporter, or nil.
+func traceExporter(ctx context.Context, env map[string]string) (sdktrace.SpanExporter, string, error) {
+	if strings.EqualFold(env["OTEL_SDK_DISABLED"], "true") {
+		return nil, "", nil
+	}
+	endpoint, signalEndpoint := env["OTEL_EXPORTER_OTLP_ENDPOINT"], env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+	switch exporter := strings.TrimSpace(env["OTEL_TRACES_EXPORTER"]); exporter {
+	case "none":
+		return nil, "", nil
+	case "":
+		if endpoint == "" && signalEndpoint == "" {
+			return nil, "", nil
+		}
+	case "otlp":
+	default:
+		return nil, "", fmt.Errorf("OTEL_TRACES_EXPORTER: %q is not supported (use otlp or none)", exporter)
+	}
+	protocol := env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]
+	if protocol == "" {
+		protocol = env["OTEL_EXPORTER_OTLP_PROTOCOL"]
+	}
+	switch protocol {
+	case "", "http/protobuf":
+		var opts []otlptracehttp.Option
+		switch {
+		case signalEndpoint != "":
+			opts = append(opts, otlptracehttp.WithEndpointURL(signalEndpoint))
+		case endpoint != "":
+			opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(endpoint, "/")+"/v1/traces"))
+		}
+		exp, err := otlptracehttp.New(ctx, opts...)
+		if err != nil {
+			return nil, "", fmt.Errorf("OTLP/HTTP trace exporter: %w", err)
+		}
+		return exp, "otlp http/protobuf", nil
+	case "grpc":
+		var opts []otlptracegrpc.Option
+		if e := firstNonEmpty(signalEndpoint, endpoint); e != "" {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(e))
+		}
+		exp, err := otlptracegrpc.New(ctx, opts...)
+		if err != nil {
+			return nil, "", fmt.Errorf("OTLP/gRPC trace exporter: %w", err)
+		}
+		return exp, "otlp grpc", nil
+	}
+	return nil, "", fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: %q is not supported (use http/protobuf or grpc)", protocol)
+}
+
+// sampler reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
+func sampler(env map[string]string) (sdktrace.Sampler, error) {
+	ratio := 1.0
+	if arg := env["OTEL_TRACES_SAMPLER_ARG"]; arg != "" {
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG: %q is not a ratio between 0 and 1", arg)
+		}
+		ratio = r
+	}
+	switch s := env["OTEL_TRACES_SAMPLER"]; s {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(ratio), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), nil
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not supported", s)
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func toMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
