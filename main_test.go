@@ -152,6 +152,24 @@ func TestEndToEnd(t *testing.T) {
 	}
 	mu.Unlock()
 
+	resp, err := client.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`postern_requests_total{outcome="forwarded",reason=""} 2`,
+		`postern_requests_total{outcome="rejected",reason="signature_mismatch"} 1`,
+		`postern_upstream_responses_total{class="2xx"} 2`,
+		`postern_key_matches_total{key_index="0"} 2`,
+		"postern_request_duration_seconds_count 3",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	p.cancel() // SIGTERM
 	select {
 	case err := <-p.done:

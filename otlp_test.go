@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+)
+
+// receiver is an OTLP trace receiver on loopback that keeps the spans it gets.
+type receiver struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans map[string][]string // trace id -> "span id name kind" entries
+}
+
+func (rc *receiver) add(req *collectortrace.ExportTraceServiceRequest) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		service := ""
+		for _, a := range rs.GetResource().GetAttributes() {
+			if a.Key == "service.name" {
+				service = a.GetValue().GetStringValue()
+			}
+		}
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				id := hex.EncodeToString(s.TraceId)
+				rc.spans[id] = append(rc.spans[id], hex.EncodeToString(s.SpanId)+" "+s.Name+" "+service)
+			}
+		}
+	}
+}
+
+func (rc *receiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	rc.add(req)
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var req collectortrace.ExportTraceServiceRequest
+	if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+		http.Error(w, "bad export", http.StatusBadRequest)
+		return
+	}
+	rc.add(&req)
+	out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Write(out)
+}
+
+// TestTraceExport checks, for OTLP over HTTP/protobuf and gRPC, that the
+// trace id the app received in traceparent is the one exported, and that
+// the spans of the last request are flushed on shutdown.
+func TestTraceExport(t *testing.T) {
+	for _, protocol := range []string{"http/protobuf", "grpc"} {
+		t.Run(protocol, func(t *testing.T) {
+			rc := &receiver{spans: map[string][]string{}}
+			var endpoint string
+			if protocol == "grpc" {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := grpc.NewServer()
+				collectortrace.RegisterTraceServiceServer(srv, rc)
+				go srv.Serve(ln)
+				defer srv.Stop()
+				endpoint = "http://" + ln.Addr().String()
+			} else {
+				srv := httptest.NewServer(rc)
+				defer srv.Close()
+				endpoint = srv.URL
+			}
+			var mu sync.Mutex
+			var traceparent string
+			app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				traceparent = r.Header.Get("Traceparent")
+				mu.Unlock()
+			}))
+			defer app.Close()
+			p := start(t, []string{
+				"POSTERN_SECRETS=" + e2eSecret,
+				"POSTERN_UPSTREAM_URL=" + app.URL,
+				"POSTERN_LISTEN_ADDR=127.0.0.1:0",
+				"POSTERN_ADMIN_ADDR=127.0.0.1:0",
+				"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint,
+				"OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol,
+				"OTEL_SERVICE_NAME=postern-test",
+			})
+			req, _ := http.NewRequest(http.MethodPost, "http://"+p.listen+"/hook", strings.NewReader(e2eBody))
+			req.Header = signWith(t)
+			resp, err := (&http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d, want 200", resp.StatusCode)
+			}
+			p.cancel() // SIGTERM: the batch exporter must flush before run returns
+			if err := <-p.done; err != nil {
+				t.Fatalf("run: %v", err)
+			}
+
+			mu.Lock()
+			parts := strings.Split(traceparent, "-")
+			mu.Unlock()
+			if len(parts) != 4 {
+				t.Fatalf("app got traceparent %q", traceparent)
+			}
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			spans := rc.spans[parts[1]]
+			if len(spans) != 5 {
+				t.Fatalf("exported spans of trace %s: %q, want 5 (POST, verify, dedupe, validate, forward); all traces: %v", parts[1], spans, rc.spans)
+			}
+			want := parts[2] + " forward postern-test"
+			found := false
+			for _, s := range spans {
+				found = found || s == want
+			}
+			if !found {
+				t.Errorf("exported spans %q lack %q (the forward span named in traceparent)", spans, want)
+			}
+			for _, r := range p.audit() {
+				if r["trace_id"] != parts[1] {
+					t.Errorf("audit trace_id %v, want %s", r["trace_id"], parts[1])
+				}
+			}
+		})
+	}
+}

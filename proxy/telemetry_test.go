@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// spanTree renders the recorded spans as "parent > child" lines with kinds.
+func spanTree(spans []sdktrace.ReadOnlySpan) []string {
+	names := map[trace.SpanID]string{}
+	for _, s := range spans {
+		names[s.SpanContext().SpanID()] = s.Name()
+	}
+	var out []string
+	for _, s := range spans {
+		parent := names[s.Parent().SpanID()]
+		if parent == "" {
+			parent = "-"
+		}
+		out = append(out, parent+" > "+s.Name()+" ("+s.SpanKind().String()+")")
+	}
+	return out
+}
+
+func attrsOf(s sdktrace.ReadOnlySpan) map[string]string {
+	m := map[string]string{}
+	for _, kv := range s.Attributes() {
+		m[string(kv.Key)] = kv.Value.Emit()
+	}
+	return m
+}
+
+func TestSpans(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	rg := newRig(t, nil, func(o *Options) { o.Tracer = tp.Tracer("test") })
+
+	rg.post(t, "/hook", signed(testKey, "msg_t1", testNow, validBody), validBody)
+	rg.post(t, "/hook", signed(otherKey, "msg_t2", testNow, validBody), validBody)
+	rg.post(t, "/hook", signed(testKey, "msg_t1", testNow, validBody), validBody)
+
+	// Spans end child first; group them by trace, in request order.
+	var traces [][]sdktrace.ReadOnlySpan
+	index := map[trace.TraceID]int{}
+	for _, s := range sr.Ended() {
+		id := s.SpanContext().TraceID()
+		if _, ok := index[id]; !ok {
+			index[id] = len(traces)
+			traces = append(traces, nil)
+		}
+		traces[index[id]] = append(traces[index[id]], s)
+	}
+	if len(traces) != 3 {
+		t.Fatalf("got %d traces, want 3", len(traces))
+	}
+	wantTrees := [][]string{
+		{"POST > verify (internal)", "POST > dedupe (internal)", "POST > validate (internal)", "POST > forward (client)", "- > POST (server)"},
+		{"POST > verify (internal)", "- > POST (server)"},
+		{"POST > verify (internal)", "POST > dedupe (internal)", "- > POST (server)"},
+	}
+	wantAttrs := []map[string]string{
+		{"postern.outcome": "forwarded", "postern.reason": "", "postern.msg_id": "msg_t1", "postern.event_type": "REFERRAL_CREATED",
+			"postern.key_index": "0", "postern.upstream_status": "204", "http.response.status_code": "204", "http.request.method": "POST", "url.path": "/hook"},
+		{"postern.outcome": "rejected", "postern.reason": "signature_mismatch", "postern.msg_id": "msg_t2", "http.response.status_code": "401"},
+		{"postern.outcome": "duplicate", "postern.msg_id": "msg_t1", "http.response.status_code": "200", "postern.key_index": "0"},
+	}
+	for i, spans := range traces {
+		if diff := cmp.Diff(wantTrees[i], spanTree(spans)); diff != "" {
+			t.Errorf("request %d span tree (-want +got):\n%s", i, diff)
+		}
+		server := attrsOf(spans[len(spans)-1])
+		for k, want := range wantAttrs[i] {
+			if server[k] != want {
+				t.Errorf("request %d: server span %s = %q, want %q", i, k, server[k], want)
+			}
+		}
+	}
+
+	// The app received the forward span's context in traceparent.
+	fwd := traces[0][3]
+	tp0 := rg.app.requests()[0].Header.Get("Traceparent")
+	want := "00-" + fwd.SpanContext().TraceID().String() + "-" + fwd.SpanContext().SpanID().String() + "-01"
+	if tp0 != want {
+		t.Errorf("app traceparent %q, want the forward span's %q", tp0, want)
+	}
+	if got := attrsOf(fwd)["http.response.status_code"]; got != "204" {
+		t.Errorf("forward span status code %q, want 204", got)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	rg := newRig(t, nil, func(o *Options) { o.Meter = mp.Meter("test") })
+	bad := strings.Replace(validBody, `"CREATED"}`, `"FAILED"}`, 1)
+
+	rg.post(t, "/", signed(testKey, "msg_m1", testNow, validBody), validBody)            // forwarded
+	rg.post(t, "/", signed(testKey, "msg_m1", testNow, validBody), validBody)            // duplicate
+	rg.post(t, "/", signed(otherKey, "msg_m2", testNow, validBody), validBody)           // mismatch
+	rg.post(t, "/", signed(otherKey, "msg_m3", testNow, validBody), validBody)           // mismatch
+	rg.post(t, "/", signed(testKey, "msg_m4", testNow, bad), bad)                        // schema violation
+	rg.do(t, http.MethodGet, "/", nil, "")                                               // method
+	rg.post(t, "/", signed(testKey, "msg_m5", testNow.Add(-60e9), validBody), validBody) // skew 60s, forwarded
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	hist := map[string]uint64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					got[m.Name+labels(dp.Attributes)] = dp.Value
+				}
+			case metricdata.Gauge[int64]:
+				for _, dp := range d.DataPoints {
+					got[m.Name+labels(dp.Attributes)] = dp.Value
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					hist[m.Name] += dp.Count
+					if m.Name == "postern_timestamp_skew" {
+						for i, c := range dp.BucketCounts {
+							if c > 0 && i > 0 && dp.Bounds[i-1] >= 30 {
+								hist["skew>=30s"] += c
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	want := map[string]int64{
+		"postern_requests{outcome=forwarded,reason=}":                  2,
+		"postern_requests{outcome=duplicate,reason=}":                  1,
+		"postern_requests{outcome=rejected,reason=signature_mismatch}": 2,
+		"postern_requests{outcome=rejected,reason=schema_violation}":   1,
+		"postern_requests{outcome=rejected,reason=method_not_allowed}": 1,
+		"postern_upstream_responses{class=2xx}":                        2,
+		"postern_key_matches{key_index=0}":                             4,
+		"postern_schema_violations{event_type=REFERRAL_CREATED}":       1,
+		"postern_dedupe_hits{kind=acked}":                              1,
+		"postern_requests_in_flight":                                   0,
+		"postern_dedupe_entries":                                       2,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+	wantHist := map[string]uint64{
+		"postern_request_duration":  7,
+		"postern_verify_duration":   6,
+		"postern_validate_duration": 3,
+		"postern_forward_duration":  2,
+		"postern_timestamp_skew":    6,
+		"skew>=30s":                 1,
+	}
+	if diff := cmp.Diff(wantHist, hist); diff != "" {
+		t.Errorf("histogram counts (-want +got):\n%s", diff)
+	}
+}
+
+func labels(set attribute.Set) string {
+	if set.Len() == 0 {
+		return ""
+	}
+	var parts []string
+	for _, kv := range set.ToSlice() {
+		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
