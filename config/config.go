@@ -249,8 +249,11 @@ func (c *Config) loadKeys() []string {
 // checkUpstream returns what is wrong with the upstream URL, or "".
 func checkUpstream(raw string, allowRemote bool) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Sprintf("%q is not an http:// or https:// URL with a host", raw)
+	if err != nil {
+		return "not a valid URL" // not echoed: it may hold credentials
+	}
+	if u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Sprintf("%q is not an http:// or https:// URL with a host", u.Redacted())
 	}
 	if u.User != nil {
 		return "must not contain credentials"
