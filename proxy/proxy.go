@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,10 @@ import (
 	"github.com/postern-dev/postern/proxy/signature"
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
+
+// initialBodyBuffer is the most memory a request's body gets before its
+// bytes arrive.
+const initialBodyBuffer = 16 << 10
 
 // Unknown-event policies.
 const (
@@ -284,19 +289,22 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Err
 	return body, nil
 }
 
-// readAll reads r to the end, sized by the declared length when there is one.
+// readAll reads r to the end. The buffer grows with what actually arrives
+// (starting at most at initialBodyBuffer, whatever Content-Length claims),
+// so a thousand slow clients announcing maximal bodies hold only what they
+// have sent. Framing ends the body at Content-Length; a shorter one is
+// io.ErrUnexpectedEOF.
 func readAll(r io.Reader, contentLength int64) ([]byte, error) {
-	if contentLength >= 0 {
-		buf := make([]byte, contentLength)
-		n, err := io.ReadFull(r, buf)
-		if err == nil {
-			// Framing ends the body at Content-Length; a longer body is
-			// impossible, a shorter one is ErrUnexpectedEOF.
-			return buf, nil
-		}
-		return buf[:n], err
+	size := int64(initialBodyBuffer)
+	if contentLength >= 0 && contentLength < size {
+		size = contentLength + 1 // +1 to see EOF without growing
 	}
-	return io.ReadAll(r)
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(r)
+	if err == nil && contentLength >= 0 && int64(buf.Len()) != contentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	return buf.Bytes(), err
 }
 
 // verify checks the signature headers, the timestamp window and the HMAC,

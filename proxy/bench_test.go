@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern-dev/postern/proxy/schema"
+	"github.com/postern-dev/postern/proxy/strictjson"
+)
+
+// benchBody is a 1 KiB REFERRAL_CREATED event.
+var benchBody = func() string {
+	pad := strings.Repeat("x", 1024-len(validBody)-len(`,"note":""`))
+	return strings.Replace(validBody, `"status":"CREATED"}`, `"status":"CREATED","note":"`+pad+`"}`, 1)
+}()
+
+// BenchmarkHandler is the whole request path in process: verify, dedupe
+// (distinct ids), strict JSON, schema, forward to a real upstream on
+// loopback, audit log to io.Discard.
+func BenchmarkHandler(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer upstream.Close()
+	rg := newRig(b, nil, func(o *Options) {
+		o.Upstream.Host = strings.TrimPrefix(upstream.URL, "http://")
+		o.Now = time.Now
+	})
+	body := []byte(benchBody)
+	now := time.Now()
+	headers := make([]http.Header, b.N)
+	for i := range headers {
+		headers[i] = signed(testKey, "msg_"+strconv.Itoa(i), now, benchBody)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req := httptest.NewRequest(http.MethodPost, "/hook", bytes.NewReader(body))
+		req.Header = headers[i]
+		rr := httptest.NewRecorder()
+		rg.handler.ServeHTTP(rr, req)
+		if rr.Code != http.StatusNoContent {
+			b.Fatalf("status %d: %s", rr.Code, rr.Body)
+		}
+	}
+}
+
+// BenchmarkValidate is strict JSON parsing, event type lookup and schema
+// validation of a 1 KiB body.
+func BenchmarkValidate(b *testing.B) {
+	set, _ := schema.Builtin()
+	ptr, _ := schema.ParsePointer("/eventType")
+	body := []byte(benchBody)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		doc, err := strictjson.Parse(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		et, err := ptr.EventType(doc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if known, err := set.Validate(et, doc); !known || err != nil {
+			b.Fatal(known, err)
+		}
+	}
+}
+
+// BenchmarkDedupe is one claim and one acknowledgement of a new id, with the
+// store at its bound so every acknowledgement evicts the oldest.
+func BenchmarkDedupe(b *testing.B) {
+	d := newDedupe(time.Hour, 10000, time.Now)
+	ids := make([]string, b.N)
+	for i := range ids {
+		ids[i] = fmt.Sprint("msg_", i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d.begin(ids[i]) != claimNew {
+			b.Fatal("not new")
+		}
+		d.finish(ids[i], true)
+	}
+}
