@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,3 +97,68 @@ func BenchmarkDedupe(b *testing.B) {
 		d.finish(ids[i], true)
 	}
 }
+
+// BenchmarkForwarders compares ways of sending one 1 KiB POST to an app on
+// loopback and reading its 204: postern's Client, a tuned http.Transport,
+// and httputil.ReverseProxy with Rewrite and a buffer pool (the baseline).
+func BenchmarkForwarders(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer upstream.Close()
+	target, _ := url.Parse(upstream.URL)
+	body := []byte(benchBody)
+	tuned := &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 4 * time.Second, DisableCompression: true}
+	defer tuned.CloseIdleConnections()
+	client := &Client{}
+	defer client.CloseIdleConnections()
+	roundTrip := func(rt http.RoundTripper) func(b *testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodPost, upstream.URL+"/hook", bytes.NewReader(body))
+					req.ContentLength = int64(len(body))
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := rt.RoundTrip(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusNoContent {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+			})
+		}
+	}
+	b.Run("Client", roundTrip(client))
+	b.Run("Transport", roundTrip(tuned))
+	b.Run("ReverseProxy", func(b *testing.B) {
+		rp := &httputil.ReverseProxy{
+			Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+			Transport:  tuned,
+			BufferPool: bufferPool{},
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req := httptest.NewRequest(http.MethodPost, "/hook", bytes.NewReader(body))
+				rr := httptest.NewRecorder()
+				rp.ServeHTTP(rr, req)
+				if rr.Code != http.StatusNoContent {
+					b.Fatalf("status %d", rr.Code)
+				}
+			}
+		})
+	})
+}
+
+type bufferPool struct{}
+
+var pool = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
+
+func (bufferPool) Get() []byte  { return pool.Get().([]byte) }
+func (bufferPool) Put(b []byte) { pool.Put(b) }

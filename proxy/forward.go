@@ -34,29 +34,6 @@ var hopHeaders = []string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// NewTransport returns the transport postern uses to reach the app: a
-// dedicated one (never http.DefaultTransport), no proxy from the environment,
-// no transparent decompression, many idle connections, and an idle timeout
-// shorter than common app keep-alives (Apache and Node close after 5s) so
-// that postern rarely reuses a connection the app is closing.
-func NewTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   2 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:           512,
-		MaxIdleConnsPerHost:    512,
-		IdleConnTimeout:        4 * time.Second,
-		DisableCompression:     true,
-		ExpectContinueTimeout:  0,
-		MaxResponseHeaderBytes: 64 << 10,
-		WriteBufferSize:        8 << 10,
-		ReadBufferSize:         8 << 10,
-	}
-}
-
 // forwarder sends verified requests to the app.
 type forwarder struct {
 	target    *url.URL
@@ -188,7 +165,7 @@ func (f *forwarder) send(out *http.Request) (*upstreamResponse, *Error) {
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
 	req := out.WithContext(httptrace.WithClientTrace(ctx, trace))
 	resp, err := f.transport.RoundTrip(req)
-	if err != nil && reused && ctx.Err() == nil && !isRefused(err) {
+	if err != nil && reused && ctx.Err() == nil && errors.Is(err, ErrNoResponse) {
 		body, _ := out.GetBody()
 		req = req.Clone(req.Context())
 		req.Body = body

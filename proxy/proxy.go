@@ -44,7 +44,7 @@ type Options struct {
 	Upstream *url.URL
 	// UpstreamTimeout bounds the app's whole answer (default 10s).
 	UpstreamTimeout time.Duration
-	// Transport reaches the app (default NewTransport()).
+	// Transport reaches the app (default: a *Client).
 	Transport http.RoundTripper
 	// Verifier holds the signing keys; it may be updated while serving.
 	Verifier *signature.Verifier
@@ -100,7 +100,7 @@ func New(opts Options) (*Handler, error) {
 		opts.UpstreamTimeout = 10 * time.Second
 	}
 	if opts.Transport == nil {
-		opts.Transport = NewTransport()
+		opts.Transport = &Client{}
 	}
 	if opts.TimestampTolerance <= 0 {
 		opts.TimestampTolerance = 5 * time.Minute

@@ -8,7 +8,7 @@ import (
 )
 
 // ErrNoEventType is returned when the pointer does not lead to a non-empty
-// string, or the body is not an object.
+// string without control characters, or the body is not an object.
 var ErrNoEventType = errors.New("event type missing")
 
 // Pointer is a parsed RFC 6901 JSON pointer.
@@ -66,6 +66,11 @@ func (p Pointer) EventType(doc any) (string, error) {
 	s, ok := v.(string)
 	if !ok || s == "" {
 		return "", ErrNoEventType
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return "", ErrNoEventType // it travels in a header and a metric label
+		}
 	}
 	return s, nil
 }
