@@ -35,6 +35,7 @@ func TestEventType(t *testing.T) {
 		{"body is a string", "/eventType", `"A"`, ""},
 		{"index with leading zero", "/events/01", `{"events":["x","D"]}`, ""},
 		{"index out of range", "/events/2", `{"events":["x","D"]}`, ""},
+		{"control character", "/eventType", `{"eventType":"A\r\nX-Evil: 1"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

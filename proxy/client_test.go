@@ -1,0 +1,99 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"strings"
+	"testing"
+)
+
+func clientPost(t *testing.T, c *Client, url string, h http.Header) (*http.Response, string, bool) {
+	t.Helper()
+	body := []byte("hello")
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	if h != nil {
+		req.Header = h
+	}
+	var reused bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(data), reused
+}
+
+func TestClient(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/chunked":
+			w.Write([]byte("part1,"))
+			w.(http.Flusher).Flush()
+			w.Write(body)
+		case "/hints":
+			w.Header().Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(http.StatusCreated)
+			w.Write(body)
+		case "/close":
+			w.Header().Set("Connection", "close")
+			w.Write(body)
+		default:
+			w.Write([]byte(r.Header.Get("X-Echo") + ":" + string(body) + ":" + r.Host))
+		}
+	}))
+	defer app.Close()
+	c := &Client{}
+	defer c.CloseIdleConnections()
+
+	resp, got, reused := clientPost(t, c, app.URL+"/", http.Header{"X-Echo": {"e"}})
+	if resp.StatusCode != 200 || got != "e:hello:"+strings.TrimPrefix(app.URL, "http://") || reused {
+		t.Errorf("first: got %d %q reused=%v", resp.StatusCode, got, reused)
+	}
+	if _, _, reused := clientPost(t, c, app.URL+"/", nil); !reused {
+		t.Error("second request did not reuse the connection")
+	}
+	if resp, got, _ := clientPost(t, c, app.URL+"/chunked", nil); resp.StatusCode != 200 || got != "part1,hello" {
+		t.Errorf("chunked: got %d %q", resp.StatusCode, got)
+	}
+	if resp, got, _ := clientPost(t, c, app.URL+"/hints", nil); resp.StatusCode != 201 || got != "hello" {
+		t.Errorf("after 103: got %d %q, want 201 hello", resp.StatusCode, got)
+	}
+	clientPost(t, c, app.URL+"/close", nil)
+	if _, _, reused := clientPost(t, c, app.URL+"/", nil); reused {
+		t.Error("reused a connection the app closed with Connection: close")
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, app.URL, strings.NewReader("x"))
+	req.ContentLength = 1
+	req.Header.Set("X-Evil", "a\r\nInjected: 1")
+	if _, err := c.RoundTrip(req); err == nil {
+		t.Error("a header value with CRLF was sent")
+	}
+}
+
+func TestClientTLS(t *testing.T) {
+	app := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("secure"))
+	}))
+	defer app.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(app.Certificate())
+	c := &Client{TLSConfig: app.Client().Transport.(*http.Transport).TLSClientConfig.Clone()}
+	c.TLSConfig.RootCAs = pool
+	if resp, got, _ := clientPost(t, c, app.URL, nil); resp.StatusCode != 200 || got != "secure" {
+		t.Errorf("https: got %d %q", resp.StatusCode, got)
+	}
+}
