@@ -1,0 +1,476 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/postern-dev/postern/proxy/schema"
+	"github.com/postern-dev/postern/proxy/signature"
+)
+
+// These tests hold issue 6's promises under faults and load: nothing the app
+// did not take is acknowledged, nothing forged reaches the app, and postern
+// keeps serving. Each is bounded in time and runs on loopback only.
+
+// ledger is what an app really took: the body of every message id it
+// answered 2xx for, and how many times it did.
+type ledger struct {
+	mu         sync.Mutex
+	bodies     map[string]string
+	deliveries map[string]int
+}
+
+func newLedger() *ledger {
+	return &ledger{bodies: map[string]string{}, deliveries: map[string]int{}}
+}
+
+// take records id as taken; call it before answering 2xx.
+func (l *ledger) take(id, body string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bodies[id] = body
+	l.deliveries[id]++
+}
+
+func (l *ledger) body(id string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.bodies[id]
+	return b, ok
+}
+
+// duplicates returns the number of deliveries beyond the first, and the ids.
+func (l *ledger) duplicates() (n int, ids map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range l.deliveries {
+		n += d - 1
+	}
+	return n, l.deliveries
+}
+
+func (l *ledger) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.bodies)
+}
+
+// ledgerApp answers 204 after recording the verified message in l; a body
+// it could not read completely is not taken.
+func ledgerApp(l *ledger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil || r.Header.Get("Postern-Verified") != "true" {
+			http.Error(w, "not taken", http.StatusBadRequest)
+			return
+		}
+		l.take(r.Header.Get("Postern-Message-Id"), string(body))
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// delayedWriter pauses up to half a millisecond before sending the status.
+type delayedWriter struct{ http.ResponseWriter }
+
+func (d delayedWriter) WriteHeader(status int) {
+	time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+	d.ResponseWriter.WriteHeader(status)
+}
+
+// newHandler builds postern for upstream with the test key, dedupe on and
+// the real clock; mutate adjusts the options.
+func newHandler(t testing.TB, upstream string, mutate func(*Options)) *Handler {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := schema.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Upstream:        u,
+		UpstreamTimeout: 2 * time.Second,
+		Verifier:        signature.NewVerifier([][]byte{testKey}),
+		Schemas:         set,
+		Dedupe:          true,
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	h, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// runServer runs h in a real Server (the production timeouts and header
+// limit) on loopback and returns the listen address. The server drains when
+// the test ends.
+func runServer(t testing.TB, h *Handler) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	srv := &Server{
+		Handler:         h,
+		Admin:           http.NotFoundHandler(),
+		ListenAddr:      "127.0.0.1:0",
+		AdminAddr:       "127.0.0.1:0",
+		UpstreamTimeout: h.opts.UpstreamTimeout,
+		ShutdownTimeout: 5 * time.Second,
+		Log:             h.opts.Log,
+		OnListen:        func(listen, _ net.Addr) { addrs <- listen.String() },
+	}
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Server.Run: %v", err)
+		}
+	})
+	select {
+	case addr := <-addrs:
+		return addr
+	case err := <-done:
+		t.Fatalf("Server.Run: %v", err)
+	}
+	return ""
+}
+
+// eventBody is a valid REFERRAL_CREATED event for referral ref.
+func eventBody(ref string) string {
+	return `{"eventType":"REFERRAL_CREATED","eventId":"evt_` + ref + `","createdAt":"2026-11-26T10:00:00Z","data":{"referralId":"` +
+		ref + `","customer_type":"INDIVIDUAL","status":"CREATED"}}`
+}
+
+// newClient returns a sender's client with its own keep-alive pool.
+func newClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+		Timeout:   timeout,
+	}
+}
+
+// send posts body with h and returns the status and the problem reason.
+func send(client *http.Client, target string, h http.Header, body string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, "", fmt.Errorf("reading the %d response: %w", resp.StatusCode, err)
+	}
+	a := toAnswer(resp, data)
+	return a.Status, a.Reason, nil
+}
+
+// waitGoroutines polls until the goroutine count is back to baseline, and
+// fails with a dump of the goroutines still running if it is not by the
+// deadline.
+func waitGoroutines(t *testing.T, baseline int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= baseline {
+			return
+		}
+		if time.Now().After(deadline) {
+			var buf bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&buf, 1)
+			t.Fatalf("%d goroutines after %s, want at most the baseline %d:\n%s", n, within, baseline, buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// statusCounts counts outcomes by a short label, safely from many goroutines.
+type statusCounts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (s *statusCounts) add(label string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]int{}
+	}
+	s.m[label]++
+}
+
+func (s *statusCounts) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%d", k, s.m[k])
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func outcomeLabel(status int, reason string, err error) string {
+	if err != nil {
+		return "transport_error"
+	}
+	if reason != "" {
+		return strconv.Itoa(status) + "_" + reason
+	}
+	return strconv.Itoa(status)
+}
+
+// flappingApp is an app on a fixed loopback port that can be stopped (its
+// listener and every open connection closed at once, as when a process
+// dies) and started again on the same port.
+type flappingApp struct {
+	addr    string
+	handler http.Handler
+	mu      sync.Mutex
+	srv     *http.Server
+}
+
+func (a *flappingApp) start() error {
+	var ln net.Listener
+	var err error
+	for range 50 { // the port was just released; retry briefly
+		if ln, err = net.Listen("tcp", a.addr); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.handler, ErrorLog: discardLogger()}
+	a.mu.Lock()
+	a.srv = srv
+	a.mu.Unlock()
+	go srv.Serve(ln)
+	return nil
+}
+
+func (a *flappingApp) stop() {
+	a.mu.Lock()
+	srv := a.srv
+	a.srv = nil
+	a.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// TestFlappingAppRetryingSender is the retrying sender against an app that
+// is stopped and started again every few hundred milliseconds: 32 senders
+// deliver 5,000 distinct events, each retried with a fresh timestamp and
+// signature until it is answered 2xx, as Svix does; one event in ten is a
+// forgery of one of five kinds, sent one to three times. Every genuine event
+// must be acknowledged, every acknowledged event must be in the app's
+// ledger with its body, and no forgery may ever be acknowledged or reach it.
+func TestFlappingAppRetryingSender(t *testing.T) {
+	const (
+		events  = 5000
+		senders = 32
+	)
+	l := newLedger()
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	// The app takes a little time before and after taking a message, so that
+	// some stops land between taking it and answering: those deliveries are
+	// not acknowledged, the sender retries, and the app takes them twice.
+	take := ledgerApp(l)
+	fa := &flappingApp{addr: addr, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+		take(delayedWriter{w}, r)
+	})}
+	if err := fa.start(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(t, "http://"+addr, nil)
+	px := httptest.NewServer(h)
+	defer px.Close()
+
+	// The flapper: up for 150-350 ms, down for 30-130 ms.
+	stopFlap := make(chan struct{})
+	flapDone := make(chan int)
+	go func() {
+		restarts := 0
+		defer func() { flapDone <- restarts }()
+		for {
+			select {
+			case <-stopFlap:
+				return
+			case <-time.After(time.Duration(150+rand.IntN(200)) * time.Millisecond):
+			}
+			fa.stop()
+			time.Sleep(time.Duration(30+rand.IntN(100)) * time.Millisecond) // paces the outage
+			if err := fa.start(); err != nil {
+				t.Errorf("restarting the app: %v", err)
+				return
+			}
+			restarts++
+		}
+	}()
+	defer fa.stop()
+
+	deadline := time.Now().Add(40 * time.Second)
+	var (
+		genuine, acked, forgeries, attempts atomic.Int64
+		outcomes                            statusCounts
+		mu                                  sync.Mutex
+		ackedIDs                            = map[string]string{}
+	)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			client := newClient(5 * time.Second)
+			defer client.CloseIdleConnections()
+			for i := range work {
+				if i%10 == 9 {
+					forgeries.Add(1)
+					forge(t, client, px.URL, i, &outcomes)
+					continue
+				}
+				genuine.Add(1)
+				id := fmt.Sprintf("msg_flap_%05d", i)
+				body := eventBody(fmt.Sprintf("ref_%05d", i))
+				for try := 0; ; try++ {
+					if time.Now().After(deadline) {
+						t.Errorf("%s not acknowledged after %d attempts before the deadline", id, try)
+						break
+					}
+					attempts.Add(1)
+					status, reason, err := send(client, px.URL+"/hook", signed(testKey, id, time.Now(), body), body)
+					outcomes.add(outcomeLabel(status, reason, err))
+					if err == nil && status >= 200 && status < 300 {
+						acked.Add(1)
+						mu.Lock()
+						ackedIDs[id] = body
+						mu.Unlock()
+						break
+					}
+					// Backoff, much shorter than Svix's, with jitter.
+					time.Sleep(time.Duration(min(2<<try, 40)+rand.IntN(5)) * time.Millisecond)
+				}
+			}
+		})
+	}
+	start := time.Now()
+	for i := range events {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stopFlap)
+	restarts := <-flapDone
+
+	if got, want := acked.Load(), genuine.Load(); got != want {
+		t.Errorf("acknowledged %d of %d genuine events", got, want)
+	}
+	for id, body := range ackedIDs {
+		got, ok := l.body(id)
+		if !ok {
+			t.Errorf("%s was acknowledged but the app never took it", id)
+		} else if got != body {
+			t.Errorf("%s: app took body %q, want %q", id, got, body)
+		}
+	}
+	dups, deliveries := l.duplicates()
+	for id := range deliveries {
+		if strings.Contains(id, "forged") {
+			t.Errorf("forgery %s reached the app", id)
+		}
+		if _, ok := ackedIDs[id]; !ok {
+			t.Errorf("app took %s, which no genuine sender sent", id)
+		}
+	}
+	for id, body := range l.bodies {
+		if strings.Contains(body, "forged") {
+			t.Errorf("app took %s with a forged body %q", id, body)
+		}
+	}
+	if restarts < 3 {
+		t.Errorf("the app restarted %d times, want several during the run", restarts)
+	}
+	t.Logf("%d events (%d genuine, %d forgeries) in %s with %d restarts of the app; %d attempts for genuine events; "+
+		"%d duplicate deliveries to the app; outcomes: %s",
+		events, genuine.Load(), forgeries.Load(), elapsed.Round(time.Millisecond), restarts, attempts.Load(), dups, outcomes.String())
+}
+
+// forge sends forgery i one to three times; postern must never acknowledge
+// it, and must reject it before forwarding (4xx, not a 5xx from the app's
+// outage).
+func forge(t *testing.T, client *http.Client, target string, i int, outcomes *statusCounts) {
+	id := fmt.Sprintf("msg_forged_%05d", i)
+	body := eventBody(fmt.Sprintf("forged_%05d", i))
+	for n := range i%3 + 1 {
+		now := time.Now()
+		var h http.Header
+		var kind string
+		switch (i/10 + n) % 5 {
+		case 0:
+			kind, h = "wrong key", signed(otherKey, id, now, body)
+		case 1:
+			kind, h = "body tampered after signing", signed(testKey, id, now, eventBody(fmt.Sprintf("ref_%05d", i)))
+		case 2:
+			kind, h = "replayed outside the window", signed(testKey, id, now.Add(-10*time.Minute), body)
+		case 3:
+			kind, h = "signature of another id", signed(testKey, fmt.Sprintf("msg_flap_%05d", i-1), now, body)
+			h.Set("Svix-Id", id)
+		case 4:
+			kind, h = "garbage signature", signed(testKey, id, now, body)
+			h.Set("Svix-Signature", "v1,"+b64(bytes.Repeat([]byte{0x42}, 32)))
+		}
+		status, reason, err := send(client, target+"/hook", h, body)
+		outcomes.add("forgery_" + outcomeLabel(status, reason, err))
+		if err != nil {
+			t.Errorf("forgery %s (%s): %v", id, kind, err)
+			continue
+		}
+		if status != http.StatusUnauthorized {
+			t.Errorf("forgery %s (%s): got %d %s, want 401", id, kind, status, reason)
+		}
+	}
+}
+
+func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
