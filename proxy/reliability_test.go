@@ -474,3 +474,166 @@ func forge(t *testing.T, client *http.Client, target string, i int, outcomes *st
 
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
 
+// closeIdle closes the idle connections of a client or transport.
+func closeIdle(rt any) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// TestAppHangs holds the timeout: an app that never answers costs the
+// sender a 504 within the upstream timeout, and leaves nothing running.
+func TestAppHangs(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done(): // postern hung up
+		case <-time.After(10 * time.Second):
+		}
+	}, func(o *Options) { o.UpstreamTimeout = timeout; o.Now = nil })
+	baseline := runtime.NumGoroutine()
+
+	const senders = 20
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Go(func() {
+			id := fmt.Sprintf("msg_hang_%d", i)
+			start := time.Now()
+			status, reason, err := send(rg.proxy.Client(), rg.proxy.URL+"/hook", signed(testKey, id, time.Now(), validBody), validBody)
+			elapsed := time.Since(start)
+			if err != nil || status != http.StatusGatewayTimeout || reason != ReasonUpstreamTimeout {
+				t.Errorf("%s: got %d %q %v, want 504 %s", id, status, reason, err, ReasonUpstreamTimeout)
+			}
+			if elapsed < timeout || elapsed > timeout+time.Second {
+				t.Errorf("%s: answered after %s, want just after the %s timeout", id, elapsed, timeout)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(rg.app.requests()); n != senders {
+		t.Errorf("app received %d requests, want %d", n, senders)
+	}
+	rg.proxy.Client().CloseIdleConnections()
+	closeIdle(rg.handler.opts.Transport)
+	waitGoroutines(t, baseline, 5*time.Second)
+}
+
+// rawApp returns an app handler that answers with raw bytes on the
+// hijacked connection and then ends it: with a FIN, with a RST (reset), or
+// by stalling until postern hangs up (stall).
+func rawApp(raw []byte, end string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		buf.Write(raw)
+		buf.Flush()
+		switch end {
+		case "reset":
+			conn.(*net.TCPConn).SetLinger(0)
+		case "stall":
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			io.Copy(io.Discard, conn) // until postern closes the connection
+		}
+	}
+}
+
+// deliverOnce posts a signed event and reads the whole answer; complete is
+// false when the answer broke off before its end.
+func deliverOnce(client *http.Client, target, id string, body string) (status int, complete bool, err error) {
+	req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
+	for k, v := range signed(testKey, id, time.Now(), body) {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err == nil, nil
+}
+
+// TestAppBreaksMidResponse holds "never acknowledge what the app did not
+// take" when the app's answer breaks: reset before or after the status,
+// cut off mid-body, stalled mid-body. Up to 1 MiB postern holds the body
+// and answers 502 (504 for a stall); past that it has streamed the status
+// already and must abort the connection so that the sender cannot read a
+// complete 2xx. Either way the delivery is not remembered as acknowledged:
+// the sender's retry reaches the app again.
+func TestAppBreaksMidResponse(t *testing.T) {
+	const big = 3 << 20
+	head := func(status string, length int) []byte {
+		return []byte(fmt.Sprintf("HTTP/1.1 %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", status, length))
+	}
+	chunked := func(n int) []byte {
+		b := []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for range n / 4096 {
+			b = fmt.Appendf(b, "1000\r\n%s\r\n", bytes.Repeat([]byte("c"), 4096))
+		}
+		return b // no last chunk
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	tests := []struct {
+		name       string
+		raw        []byte
+		end        string
+		wantStatus int    // what the sender reads, when it reads a status
+		wantReason string // for held bodies
+		streamed   bool   // past 1 MiB: the status is sent, the body must break
+	}{
+		{name: "reset after the status line", raw: []byte("HTTP/1.1 200 OK\r\n"), end: "reset",
+			wantStatus: 502, wantReason: ReasonUpstreamError},
+		{name: "closed after the headers", raw: head("200 OK", 10), end: "close",
+			wantStatus: 502, wantReason: ReasonUpstreamError},
+		{name: "reset mid-body", raw: cat(head("200 OK", 100), []byte("partial")), end: "reset",
+			wantStatus: 502, wantReason: ReasonUpstreamError},
+		{name: "chunked without its last chunk", raw: chunked(8192), end: "close",
+			wantStatus: 502, wantReason: ReasonUpstreamError},
+		{name: "512 KiB of 600 KiB, then closed", raw: cat(head("200 OK", 600<<10), make([]byte, 512<<10)), end: "close",
+			wantStatus: 502, wantReason: ReasonUpstreamError},
+		{name: "stalls mid-body", raw: cat(head("200 OK", 100), []byte("partial")), end: "stall",
+			wantStatus: 504, wantReason: ReasonUpstreamTimeout},
+		{name: "large: 1.5 MiB of 3 MiB, then closed", raw: cat(head("200 OK", big), make([]byte, 3<<19)), end: "close",
+			wantStatus: 200, streamed: true},
+		{name: "large: 1.5 MiB of 3 MiB, then reset", raw: cat(head("200 OK", big), make([]byte, 3<<19)), end: "reset",
+			wantStatus: 200, streamed: true},
+		{name: "large: chunked 1.5 MiB without its last chunk", raw: chunked(3 << 19), end: "close",
+			wantStatus: 200, streamed: true},
+		{name: "large: 1.5 MiB of 3 MiB, then stalls", raw: cat(head("200 OK", big), make([]byte, 3<<19)), end: "stall",
+			wantStatus: 200, streamed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rg := newRig(t, rawApp(tt.raw, tt.end), func(o *Options) { o.UpstreamTimeout = 500 * time.Millisecond; o.Now = nil })
+			for attempt := range 2 { // the sender's retry must be forwarded again
+				if tt.wantReason != "" {
+					got := rg.post(t, "/hook", signed(testKey, "msg_broken", time.Now(), validBody), validBody)
+					if got.Status != tt.wantStatus || got.Reason != tt.wantReason {
+						t.Errorf("attempt %d: got %d %q (%s), want %d %s", attempt, got.Status, got.Reason, got.Detail, tt.wantStatus, tt.wantReason)
+					}
+				} else {
+					status, complete, err := deliverOnce(rg.proxy.Client(), rg.proxy.URL+"/hook", "msg_broken", validBody)
+					// A reset can reach postern before it has read the first
+					// MiB: then it is a plain 502.
+					if err == nil && status/100 == 2 && complete {
+						t.Errorf("attempt %d: got a complete %d, want the %d cut off (or a 502)", attempt, status, tt.wantStatus)
+					}
+				}
+				if n := len(rg.app.requests()); n != attempt+1 {
+					t.Fatalf("attempt %d: app received %d requests, want %d (a broken answer is not an acknowledgement)", attempt, n, attempt+1)
+				}
+			}
+		})
+	}
+	t.Run("large and complete is passed on whole", func(t *testing.T) {
+		payload := bytes.Repeat([]byte("0123456789abcdef"), big/16)
+		rg := newRig(t, rawApp(cat(head("200 OK", big), payload), "close"), func(o *Options) { o.Now = nil })
+		got := rg.post(t, "/hook", signed(testKey, "msg_big", time.Now(), validBody), validBody)
+		if got.Status != 200 || got.Body != string(payload) {
+			t.Errorf("got %d with %d bytes, want 200 with the app's %d bytes", got.Status, len(got.Body), len(payload))
+		}
+	})
+}
