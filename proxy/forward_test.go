@@ -151,3 +151,25 @@ func TestChunkedBodyOverCap(t *testing.T) {
 		t.Errorf("app received %d requests, want 0", n)
 	}
 }
+
+// TestBodyBudget: when the bodies in flight would exceed the shared memory
+// budget, the request is refused with 503 overloaded and Retry-After, and
+// the budget is returned once requests finish.
+func TestBodyBudget(t *testing.T) {
+	rg := newRig(t, nil, nil)
+	rg.handler.budget.max = 20 << 10
+	big := validBody + strings.Repeat(" ", 30<<10) // JSON allows trailing whitespace
+	got := rg.post(t, "/", signed(testKey, "msg_big", testNow, big), big)
+	if got.Status != 503 || got.Reason != ReasonOverloaded || got.RetryAfter == "" {
+		t.Errorf("got %d %q Retry-After %q, want 503 %s with Retry-After", got.Status, got.Reason, got.RetryAfter, ReasonOverloaded)
+	}
+	if n := len(rg.app.requests()); n != 0 {
+		t.Errorf("app received %d requests, want 0", n)
+	}
+	if got := rg.post(t, "/", signed(testKey, "msg_small", testNow, validBody), validBody); got.Status != 204 {
+		t.Errorf("small body after the refusal: got %d %q, want 204", got.Status, got.Reason)
+	}
+	if used := rg.handler.budget.used.Load(); used != 0 {
+		t.Errorf("budget in use after all requests: %d, want 0", used)
+	}
+}

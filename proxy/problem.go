@@ -26,6 +26,7 @@ const (
 	ReasonUpstreamTimeout     = "upstream_timeout"
 	ReasonUpstreamGone        = "upstream_gone"
 	ReasonShuttingDown        = "shutting_down"
+	ReasonOverloaded          = "overloaded"
 )
 
 // Error is a request postern answers itself. Detail is safe to show the

@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -24,10 +22,6 @@ import (
 	"github.com/postern-dev/postern/proxy/signature"
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
-
-// initialBodyBuffer is the most memory a request's body gets before its
-// bytes arrive.
-const initialBodyBuffer = 16 << 10
 
 // Unknown-event policies.
 const (
@@ -84,6 +78,7 @@ type Options struct {
 type Handler struct {
 	opts     Options
 	fwd      forwarder
+	budget   bodyBudget
 	dedupe   *dedupe // nil when off
 	metrics  *metrics
 	draining atomic.Bool
@@ -139,6 +134,7 @@ func New(opts Options) (*Handler, error) {
 		opts: opts,
 		fwd:  forwarder{target: opts.Upstream, transport: opts.Transport, timeout: opts.UpstreamTimeout},
 	}
+	h.budget.max = max(minBodyBudget, 4*opts.MaxBodyBytes)
 	if opts.Dedupe {
 		h.dedupe = newDedupe(opts.DedupeTTL, opts.DedupeMaxEntries, opts.Now)
 	}
@@ -186,7 +182,8 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			Detail: "webhooks are delivered with POST"})
 		return
 	}
-	body, perr := h.readBody(w, r)
+	body, release, perr := h.readBody(w, r)
+	defer release()
 	rec.bytes = len(body)
 	if perr != nil {
 		h.reject(w, rec, perr)
@@ -270,41 +267,30 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 }
 
 // readBody reads the body under the size cap.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), perr *Error) {
 	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Reason: ReasonBodyTooLarge,
 		Detail: fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes)}
+	release = func() {}
 	if r.ContentLength > h.opts.MaxBodyBytes {
 		w.Header().Set("Connection", "close")
-		return nil, tooLarge
+		return nil, release, tooLarge
 	}
-	body, err := readAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes), r.ContentLength)
+	body, reserved, err := h.budget.readBody(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes), r.ContentLength)
+	release = func() { h.budget.release(reserved) }
+	if errors.Is(err, errBudget) {
+		w.Header().Set("Connection", "close")
+		return nil, release, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonOverloaded,
+			Detail: "too many large bodies in flight; retry shortly", RetryAfter: retryAfterUnavailable}
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return body, tooLarge
+			return body, release, tooLarge
 		}
-		return body, &Error{Status: http.StatusBadRequest, Reason: ReasonBodyReadFailed,
+		return body, release, &Error{Status: http.StatusBadRequest, Reason: ReasonBodyReadFailed,
 			Detail: "the request body could not be read", Err: err}
 	}
-	return body, nil
-}
-
-// readAll reads r to the end. The buffer grows with what actually arrives
-// (starting at most at initialBodyBuffer, whatever Content-Length claims),
-// so a thousand slow clients announcing maximal bodies hold only what they
-// have sent. Framing ends the body at Content-Length; a shorter one is
-// io.ErrUnexpectedEOF.
-func readAll(r io.Reader, contentLength int64) ([]byte, error) {
-	size := int64(initialBodyBuffer)
-	if contentLength >= 0 && contentLength < size {
-		size = contentLength + 1 // +1 to see EOF without growing
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err := buf.ReadFrom(r)
-	if err == nil && contentLength >= 0 && int64(buf.Len()) != contentLength {
-		err = io.ErrUnexpectedEOF
-	}
-	return buf.Bytes(), err
+	return body, release, nil
 }
 
 // verify checks the signature headers, the timestamp window and the HMAC,
