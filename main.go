@@ -33,8 +33,12 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// gcPercent is the GOGC postern runs with unless GOGC is set.
-const gcPercent = 400
+// gcPercent and memoryLimit are the GOGC and GOMEMLIMIT postern runs with
+// unless those variables are set.
+const (
+	gcPercent   = 400
+	memoryLimit = 96 << 20
+)
 
 // secretsPollInterval is how often POSTERN_SECRETS_FILE is checked for changes.
 const secretsPollInterval = 2 * time.Second
@@ -113,10 +117,14 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
 	audit := slog.New(slog.NewJSONHandler(out, nil))
 
-	if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") }) {
+	if !hasVar(environ, "GOGC") {
 		// postern's live heap is a few MiB; collecting at 5x it instead of
-		// 2x halves GC CPU and stays far below the RSS bound.
+		// 2x halves GC CPU. The soft memory limit makes the collector work
+		// harder instead when many large bodies are in flight.
 		debug.SetGCPercent(gcPercent)
+	}
+	if !hasVar(environ, "GOMEMLIMIT") {
+		debug.SetMemoryLimit(memoryLimit)
 	}
 	tel, err := telemetry.New(ctx, environ, version)
 	if err != nil {
@@ -234,6 +242,11 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "%[1]s-id: %[2]s\n%[1]s-timestamp: %[3]d\n%[1]s-signature: %[4]s\nContent-Type: application/json\n",
 		*prefix, *id, when.Unix(), signature.Sign(keys[0], *id, when, body))
 	return nil
+}
+
+// hasVar reports whether environ sets name.
+func hasVar(environ []string, name string) bool {
+	return slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
 }
 
 // lockedWriter serialises the log and audit handlers' writes to one stream.
