@@ -53,14 +53,27 @@ type clientConn struct {
 	lastUsed time.Time
 }
 
+// maxResponseHeaderBytes bounds the app's response headers, 1xx ones
+// included, as http.Transport's MaxResponseHeaderBytes does.
+const maxResponseHeaderBytes = 64 << 10
+
+// errResponseHeadersTooLarge is returned when the app's response headers
+// exceed maxResponseHeaderBytes.
+var errResponseHeadersTooLarge = errors.New("app's response headers exceed 64 KiB")
+
 // countingReader counts the bytes read from the connection, so that a
-// failure can be told apart from one after the app began to answer.
+// failure can be told apart from one after the app began to answer. While
+// limit is positive, reading past it fails.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	limit int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit > 0 && c.n >= c.limit {
+		return 0, errResponseHeadersTooLarge
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -74,12 +87,23 @@ var ErrNoResponse = errors.New("connection failed before any response byte")
 // the end or closed. It reports, through an httptrace.ClientTrace in the
 // request's context, whether the connection was reused.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.roundTrip(req, false)
+}
+
+// roundTripFresh is RoundTrip on a new connection, never a pooled one: the
+// resend after a pooled connection failed, since the others in the pool may
+// have been closed by the app too.
+func (c *Client) roundTripFresh(req *http.Request) (*http.Response, error) {
+	return c.roundTrip(req, true)
+}
+
+func (c *Client) roundTrip(req *http.Request, fresh bool) (*http.Response, error) {
 	if req.Body != nil && req.ContentLength < 0 {
 		return nil, errors.New("proxy client: request body without a Content-Length")
 	}
 	ctx := req.Context()
 	addr := hostPort(req.URL)
-	cc, reused, err := c.get(ctx, req.URL.Scheme, addr)
+	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +117,9 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		cc.conn.Close()
 		return nil, fmt.Errorf("%w: %w", ErrNoResponse, err)
 	}
+	cc.read.limit = before + maxResponseHeaderBytes
 	resp, err := cc.readResponse(req)
+	cc.read.limit = 0
 	if err != nil {
 		cc.conn.Close()
 		if cc.read.n == before {
@@ -106,10 +132,10 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // get returns a pooled connection to addr, or a new one.
-func (c *Client) get(ctx context.Context, scheme, addr string) (*clientConn, bool, error) {
+func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool) (*clientConn, bool, error) {
 	now := time.Now()
 	c.mu.Lock()
-	for len(c.idle) > 0 {
+	for len(c.idle) > 0 && !fresh {
 		cc := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
 		if now.Sub(cc.lastUsed) < c.idleTimeout() {

@@ -156,8 +156,9 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 
 // send delivers out and reads the app's response. A request that failed on
 // a reused keep-alive connection before any response arrived is sent once
-// more on a new connection: the app closed an idle connection just as
-// postern picked it, and never saw the request complete.
+// more on a new connection (with a *Client; other transports may pick a
+// pooled one): the app closed an idle connection just as postern picked it,
+// and never saw the request complete.
 func (f *forwarder) send(out *http.Request) (*upstreamResponse, *Error) {
 	ctx, cancel := context.WithTimeout(out.Context(), f.timeout)
 	defer cancel()
@@ -169,7 +170,11 @@ func (f *forwarder) send(out *http.Request) (*upstreamResponse, *Error) {
 		body, _ := out.GetBody()
 		req = req.Clone(req.Context())
 		req.Body = body
-		resp, err = f.transport.RoundTrip(req)
+		if c, ok := f.transport.(*Client); ok {
+			resp, err = c.roundTripFresh(req)
+		} else {
+			resp, err = f.transport.RoundTrip(req)
+		}
 	}
 	if err != nil {
 		return nil, upstreamError(ctx, err)

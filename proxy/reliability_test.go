@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -636,4 +638,231 @@ func TestAppBreaksMidResponse(t *testing.T) {
 			t.Errorf("got %d with %d bytes, want 200 with the app's %d bytes", got.Status, len(got.Body), len(payload))
 		}
 	})
+}
+
+// oneShotApp is an HTTP/1.1 app on a raw listener that answers each
+// connection's first request with 204 and no Connection: close, so postern
+// keeps the connection for reuse, and then ends the connection: at once
+// (mode "close"), or only when the next request starts to arrive, without
+// answering it (mode "next": the app closed the idle connection just as
+// postern reused it, and never took that request).
+type oneShotApp struct {
+	ln      net.Listener
+	mode    string
+	ledger  *ledger
+	dropped atomic.Int64 // requests that met a connection the app was closing
+	wg      sync.WaitGroup
+}
+
+func startOneShotApp(t *testing.T, mode string) *oneShotApp {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &oneShotApp{ln: ln, mode: mode, ledger: newLedger()}
+	a.wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			a.wg.Go(func() { a.serve(conn) })
+		}
+	})
+	t.Cleanup(func() { ln.Close(); a.wg.Wait() })
+	return a
+}
+
+func (a *oneShotApp) serve(conn net.Conn) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return
+	}
+	a.ledger.take(req.Header.Get("Postern-Message-Id"), string(body))
+	io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\n")
+	if a.mode == "next" {
+		if _, err := br.Peek(1); err == nil { // the next request is arriving
+			a.dropped.Add(1)
+		}
+	}
+}
+
+// TestKeepAliveRace holds that a request postern can resend never costs the
+// sender a spurious 502: when a reused connection to the app fails before
+// any byte of an answer, postern sends the request once more on a new
+// connection. The app here ends every connection after one answer without
+// saying so, so every reuse meets a closed connection, and with several
+// senders the pool holds several such connections at once; every request
+// must still succeed, and the app must take each exactly once.
+func TestKeepAliveRace(t *testing.T) {
+	for _, mode := range []string{"close", "next"} {
+		for _, senders := range []int{1, 8} {
+			t.Run(fmt.Sprintf("%s/%d senders", mode, senders), func(t *testing.T) {
+				a := startOneShotApp(t, mode)
+				h := newHandler(t, "http://"+a.ln.Addr().String(), nil)
+				px := httptest.NewServer(h)
+				defer px.Close()
+				defer closeIdle(h.opts.Transport)
+				const perSender = 40
+				var outcomes statusCounts
+				var wg sync.WaitGroup
+				for s := range senders {
+					wg.Go(func() {
+						client := newClient(5 * time.Second)
+						defer client.CloseIdleConnections()
+						for i := range perSender {
+							id := fmt.Sprintf("msg_ka_%d_%d", s, i)
+							status, reason, err := send(client, px.URL+"/hook", signed(testKey, id, time.Now(), validBody), validBody)
+							outcomes.add(outcomeLabel(status, reason, err))
+							if err != nil || status != http.StatusNoContent {
+								t.Errorf("%s: got %d %q %v, want 204", id, status, reason, err)
+							}
+						}
+					})
+				}
+				wg.Wait()
+				total := senders * perSender
+				dups, _ := a.ledger.duplicates()
+				if a.ledger.len() != total || dups != 0 {
+					t.Errorf("app took %d distinct events with %d duplicates, want %d and 0", a.ledger.len(), dups, total)
+				}
+				if mode == "next" {
+					t.Logf("%d requests, %d of them first sent on a connection the app was closing", total, a.dropped.Load())
+				}
+			})
+		}
+	}
+}
+
+// TestAppEndlessHeaders holds postern's memory against an app that sends
+// response headers without end: postern must give up on them (502) without
+// holding them all.
+func TestAppEndlessHeaders(t *testing.T) {
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\n")
+		line := []byte("X-Filler: " + strings.Repeat("f", 1000) + "\r\n")
+		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		for sent := 0; sent < 256<<20; sent += len(line) {
+			if _, err := buf.Write(line); err != nil {
+				return // postern hung up
+			}
+		}
+		buf.Flush()
+	}, func(o *Options) { o.UpstreamTimeout = 3 * time.Second; o.Now = nil })
+	base := heapInuse()
+	peak := watchHeap(t)
+	got := rg.post(t, "/hook", signed(testKey, "msg_headers", time.Now(), validBody), validBody)
+	if got.Status != http.StatusBadGateway || got.Reason != ReasonUpstreamError {
+		t.Errorf("got %d %q (%s), want 502 %s", got.Status, got.Reason, got.Detail, ReasonUpstreamError)
+	}
+	if grew := peak() - base; grew > 32<<20 {
+		t.Errorf("heap grew by %d MiB while the app sent headers, want a bounded header read", grew>>20)
+	}
+}
+
+// heapInuse returns the heap in use after a collection.
+func heapInuse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
+// watchHeap samples the heap in use every few milliseconds until the test
+// ends; the returned function stops it and gives the peak.
+func watchHeap(t *testing.T) (stop func() int64) {
+	var peak atomic.Int64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if v := int64(ms.HeapInuse); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() int64 {
+		once.Do(func() { close(done); <-finished })
+		return peak.Load()
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// TestAppUnsolicitedResponse holds that bytes an app sends on an idle
+// connection never become the answer to the next request: here the app
+// answers a first request 500 and then, late, a second 200 nobody asked
+// for; it answers every later request 500. No request may be acknowledged.
+func TestAppUnsolicitedResponse(t *testing.T) {
+	if os.Getenv("POSTERN_TEST_KNOWN_GAPS") == "" {
+		t.Skip("known gap in the pooled *Client: it cannot see bytes that arrive on an idle connection, " +
+			"so the app's late 200 becomes the next request's answer; set POSTERN_TEST_KNOWN_GAPS=1 to run")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(conn)
+				for first := true; ; first = false {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+					if first {
+						time.Sleep(20 * time.Millisecond) // postern has pooled the connection
+						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+					}
+				}
+			})
+		}
+	})
+	h := newHandler(t, "http://"+ln.Addr().String(), nil)
+	px := httptest.NewServer(h)
+	defer px.Close()
+	defer closeIdle(h.opts.Transport)
+	client := newClient(5 * time.Second)
+	defer client.CloseIdleConnections()
+	for i := range 3 {
+		id := fmt.Sprintf("msg_unsolicited_%d", i)
+		status, reason, err := send(client, px.URL+"/hook", signed(testKey, id, time.Now(), validBody), validBody)
+		if err != nil || status/100 == 2 {
+			t.Errorf("%s: got %d %q %v, want the app's 500 (or a 502), never a 2xx", id, status, reason, err)
+		}
+		time.Sleep(50 * time.Millisecond) // paces the app's late bytes
+	}
 }
