@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -864,5 +865,310 @@ func TestAppUnsolicitedResponse(t *testing.T) {
 			t.Errorf("%s: got %d %q %v, want the app's 500 (or a 502), never a 2xx", id, status, reason, err)
 		}
 		time.Sleep(50 * time.Millisecond) // paces the app's late bytes
+	}
+}
+
+// rawHeaders renders signed svix headers for a raw request.
+func rawHeaders(h http.Header) string {
+	var b strings.Builder
+	for k, vs := range h {
+		for _, v := range vs {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	return b.String()
+}
+
+// hostileConn is one hostile client: it sends head, then trickles a byte
+// every interval until the server closes the connection, and reports when
+// that happened and what the server answered, if anything.
+func hostileConn(addr, head string, interval time.Duration, trickle string) (closedAfter time.Duration, answer string, err error) {
+	start := time.Now()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0, "", err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, head); err != nil {
+		return 0, "", err
+	}
+	var got []byte
+	buf := make([]byte, 4096)
+	for time.Since(start) < 15*time.Second {
+		conn.SetReadDeadline(time.Now().Add(interval))
+		n, rerr := conn.Read(buf)
+		got = append(got, buf[:n]...)
+		var ne net.Error
+		switch {
+		case errors.As(rerr, &ne) && ne.Timeout():
+			io.WriteString(conn, trickle) // a failed write shows as a failed read next
+		case rerr != nil: // EOF or reset: the server hung up
+			return time.Since(start), string(got), nil
+		}
+	}
+	return time.Since(start), string(got), errors.New("still open after 15s")
+}
+
+// TestSlowClientsCutOff holds the server timeouts against slowloris (300
+// connections trickling header lines) and slow bodies (50 requests with
+// complete headers trickling their body): every connection is closed by
+// ReadHeaderTimeout (3 s) or ReadTimeout (4 s), valid traffic is served
+// meanwhile, nothing reaches the app, and the goroutines return to their
+// baseline. The timeouts are constants, so this test takes about 4 s.
+func TestSlowClientsCutOff(t *testing.T) {
+	l := newLedger()
+	app := httptest.NewServer(ledgerApp(l))
+	defer app.Close()
+	h := newHandler(t, app.URL, nil)
+	addr := runServer(t, h)
+	baseline := runtime.NumGoroutine()
+
+	const (
+		lorises = 300
+		slow    = 50
+		pace    = 200 * time.Millisecond
+	)
+	type result struct {
+		kind   string
+		after  time.Duration
+		answer string
+		err    error
+	}
+	results := make(chan result, lorises+slow)
+	var wg sync.WaitGroup
+	for i := range lorises {
+		wg.Go(func() {
+			head := fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: postern\r\nX-Loris-%d: ", i)
+			after, answer, err := hostileConn(addr, head, pace, "a")
+			results <- result{"slowloris", after, answer, err}
+		})
+	}
+	for i := range slow {
+		wg.Go(func() {
+			id := fmt.Sprintf("msg_slow_body_%d", i)
+			head := fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: postern\r\nContent-Length: %d\r\n%s\r\n",
+				len(validBody), rawHeaders(signed(testKey, id, time.Now(), validBody)))
+			after, answer, err := hostileConn(addr, head, pace, validBody[:1])
+			results <- result{"slow body", after, answer, err}
+		})
+	}
+
+	// Valid traffic is served while the connections hang on.
+	time.Sleep(time.Second) // paces the valid request into the middle of the attack
+	client := newClient(2 * time.Second)
+	status, reason, err := send(client, "http://"+addr+"/hook", signed(testKey, "msg_valid", time.Now(), validBody), validBody)
+	if err != nil || status != http.StatusNoContent {
+		t.Errorf("valid request during the attack: got %d %q %v, want 204", status, reason, err)
+	}
+	client.CloseIdleConnections()
+
+	wg.Wait()
+	close(results)
+	var worst = map[string]time.Duration{}
+	for r := range results {
+		limit := ReadHeaderTimeout
+		if r.kind == "slow body" {
+			limit = ReadTimeout
+		}
+		switch {
+		case r.err != nil:
+			t.Errorf("%s: %v", r.kind, r.err)
+		case r.after > limit+2*time.Second:
+			t.Errorf("%s: closed after %s, want within %s of the %s timeout", r.kind, r.after, 2*time.Second, limit)
+		case r.kind == "slow body" && r.answer != "" && !strings.HasPrefix(r.answer, "HTTP/1.1 400 "):
+			t.Errorf("slow body: answered %q, want nothing or 400 body_read_failed", r.answer)
+		case r.kind == "slowloris" && r.answer != "":
+			t.Errorf("slowloris: answered %q, want nothing", r.answer)
+		}
+		worst[r.kind] = max(worst[r.kind], r.after)
+	}
+	if n := l.len(); n != 1 {
+		t.Errorf("app took %d events, want only the valid one", n)
+	}
+	t.Logf("last slowloris closed after %s, last slow body after %s", worst["slowloris"].Round(time.Millisecond), worst["slow body"].Round(time.Millisecond))
+	closeIdle(h.opts.Transport)
+	waitGoroutines(t, baseline, 5*time.Second)
+}
+
+// TestForgeryFloodDoesNotStarveValid floods postern with forgeries at full
+// speed from 8 connections while one sender delivers 50 genuine events one
+// after another: every genuine event must be acknowledged promptly, and no
+// forgery may reach the app.
+func TestForgeryFloodDoesNotStarveValid(t *testing.T) {
+	l := newLedger()
+	app := httptest.NewServer(ledgerApp(l))
+	defer app.Close()
+	h := newHandler(t, app.URL, nil)
+	addr := runServer(t, h)
+	target := "http://" + addr + "/hook"
+
+	stop := make(chan struct{})
+	var flood atomic.Int64
+	var wg sync.WaitGroup
+	for f := range 8 {
+		wg.Go(func() {
+			client := newClient(5 * time.Second)
+			defer client.CloseIdleConnections()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("msg_flood_%d_%d", f, i)
+				body := eventBody("forged_" + id)
+				status, reason, err := send(client, target, signed(otherKey, id, time.Now(), body), body)
+				if err != nil || status != http.StatusUnauthorized {
+					t.Errorf("forgery %s: got %d %q %v, want 401", id, status, reason, err)
+					return
+				}
+				flood.Add(1)
+			}
+		})
+	}
+
+	const genuine = 50
+	client := newClient(5 * time.Second)
+	defer client.CloseIdleConnections()
+	var slowest time.Duration
+	start := time.Now()
+	for i := range genuine {
+		id := fmt.Sprintf("msg_amid_flood_%d", i)
+		body := eventBody("ref_" + id)
+		t0 := time.Now()
+		status, reason, err := send(client, target, signed(testKey, id, time.Now(), body), body)
+		slowest = max(slowest, time.Since(t0))
+		if err != nil || status != http.StatusNoContent {
+			t.Errorf("%s during the flood: got %d %q %v, want 204", id, status, reason, err)
+		}
+	}
+	elapsed := time.Since(start)
+	close(stop)
+	wg.Wait()
+	if slowest > 2*time.Second {
+		t.Errorf("slowest genuine event took %s during the flood, want under 2s", slowest)
+	}
+	if flood.Load() < genuine {
+		t.Errorf("only %d forgeries were sent while %d genuine events went through; the flood did not happen", flood.Load(), genuine)
+	}
+	if n := l.len(); n != genuine {
+		t.Errorf("app took %d events, want the %d genuine ones", n, genuine)
+	}
+	t.Logf("%d genuine events in %s (slowest %s) amid %d forgeries (%.0f/s)",
+		genuine, elapsed.Round(time.Millisecond), slowest.Round(time.Millisecond), flood.Load(), float64(flood.Load())/elapsed.Seconds())
+}
+
+// zeros is an endless reader of zero bytes that allocates nothing.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestOversizedRefusedWithoutMemoryGrowth sends, from 8 connections at a
+// time, 50 requests each of: a declared 16 MiB body (refused on its
+// Content-Length, 413), a 2 MiB chunked body (refused at the 1 MiB cap,
+// 413), 2,000 header lines (~100 KiB) and one 100 KiB header (431 from the
+// server's 64 KiB header limit). Nothing reaches the app and the heap stays
+// bounded while it happens and after.
+func TestOversizedRefusedWithoutMemoryGrowth(t *testing.T) {
+	l := newLedger()
+	app := httptest.NewServer(ledgerApp(l))
+	defer app.Close()
+	h := newHandler(t, app.URL, nil)
+	addr := runServer(t, h)
+
+	sig := rawHeaders(signed(testKey, "msg_oversized", time.Now(), validBody))
+	declared := "POST /hook HTTP/1.1\r\nHost: postern\r\nContent-Length: 16777216\r\n" + sig + "\r\n" + strings.Repeat("x", 16<<10)
+	var many strings.Builder
+	many.WriteString("POST /hook HTTP/1.1\r\nHost: postern\r\n" + sig)
+	for i := range 2000 {
+		fmt.Fprintf(&many, "X-Flood-%04d: %s\r\n", i, strings.Repeat("h", 36))
+	}
+	manyHeaders := many.String() + fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(validBody), validBody)
+	oneHeader := "POST /hook HTTP/1.1\r\nHost: postern\r\n" + sig + "X-Big: " + strings.Repeat("b", 100<<10) +
+		fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n%s", len(validBody), validBody)
+
+	// rawStatus writes req while reading the answer, and returns its status.
+	rawStatus := func(req string) (int, error) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		go io.WriteString(conn, req)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return 0, err
+		}
+		// Not resp.Body.Close(): it would read to the end, which the server
+		// only marks after its 500 ms RST-avoidance delay.
+		return resp.StatusCode, nil
+	}
+	chunkedStatus := func(client *http.Client) (int, error) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", io.LimitReader(zeros{}, 2<<20))
+		req.ContentLength = -1
+		for k, v := range signed(testKey, "msg_chunked", time.Now(), validBody) {
+			req.Header[k] = v
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+
+	base := heapInuse()
+	peak := watchHeap(t)
+	var outcomes statusCounts
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			client := newClient(10 * time.Second)
+			defer client.CloseIdleConnections()
+			for kind := range work {
+				var status int
+				var err error
+				want := http.StatusRequestEntityTooLarge
+				switch kind {
+				case "declared":
+					status, err = rawStatus(declared)
+				case "chunked":
+					status, err = chunkedStatus(client)
+				case "many headers":
+					status, err = rawStatus(manyHeaders)
+					want = http.StatusRequestHeaderFieldsTooLarge
+				case "one header":
+					status, err = rawStatus(oneHeader)
+					want = http.StatusRequestHeaderFieldsTooLarge
+				}
+				outcomes.add(kind + "_" + outcomeLabel(status, "", err))
+				// The chunked sender may still be writing when postern
+				// hangs up after its 413: a broken pipe is a refusal too.
+				if (err != nil && kind != "chunked") || (err == nil && status != want) {
+					t.Errorf("%s: got %d %v, want %d", kind, status, err, want)
+				}
+			}
+		})
+	}
+	for range 50 {
+		for _, kind := range []string{"declared", "chunked", "many headers", "one header"} {
+			work <- kind
+		}
+	}
+	close(work)
+	wg.Wait()
+	top := peak()
+	after := heapInuse()
+	if n := l.len(); n != 0 {
+		t.Errorf("app took %d events, want none", n)
+	}
+	t.Logf("heap in use: %d MiB before, %d MiB at the peak, %d MiB after; outcomes: %s", base>>20, top>>20, after>>20, outcomes.String())
+	if grew := top - base; grew > 64<<20 {
+		t.Errorf("heap grew by %d MiB at the peak, want under 64 MiB", grew>>20)
+	}
+	if grew := after - base; grew > 8<<20 {
+		t.Errorf("heap grew by %d MiB and stayed, want under 8 MiB", grew>>20)
 	}
 }
