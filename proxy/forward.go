@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/postern-dev/postern/proxy/signature"
 )
 
 // maxResponseBytes is how much of the app's response body postern holds
@@ -111,6 +113,13 @@ func cleanRequestHeader(h http.Header) http.Header {
 	delete(out, "Content-Length") // set from the body
 	delete(out, "Traceparent")    // replaced by the forward span's context
 	delete(out, "Tracestate")
+	// The signature headers go on only as the verified set, which the caller
+	// sets again: a stray svix-id beside a verified webhook-* set (or the
+	// reverse) would reach the app unverified, where it may serve as the
+	// idempotency key.
+	for _, k := range signature.HeaderNames {
+		delete(out, k)
+	}
 	return out
 }
 

@@ -1172,3 +1172,161 @@ func TestOversizedRefusedWithoutMemoryGrowth(t *testing.T) {
 		t.Errorf("heap grew by %d MiB and stayed, want under 8 MiB", grew>>20)
 	}
 }
+
+// TestHeaderTricks extends TestForwardedRequest and TestStatusContract with
+// header tricks sent raw, as a hostile client can: case-variant duplicates,
+// repeated spoofs, Connection naming the verified and framing headers,
+// strays of the other signature family, smuggling framings. A trick is
+// either refused before the app, or the app sees exactly the verified
+// headers (one value each), the signed body with its own length, and none
+// of the tricks.
+func TestHeaderTricks(t *testing.T) {
+	ts := time.Now()
+	sig := signed(testKey, "msg_trick", ts, validBody)
+	svix := "Svix-Id: msg_trick\r\nSvix-Timestamp: " + sig.Get("Svix-Timestamp") + "\r\nSvix-Signature: " + sig.Get("Svix-Signature") + "\r\n"
+	webhook := "Webhook-Id: msg_trick\r\nWebhook-Timestamp: " + sig.Get("Svix-Timestamp") + "\r\nWebhook-Signature: " + sig.Get("Svix-Signature") + "\r\n"
+	framing := fmt.Sprintf("Content-Length: %d\r\n", len(validBody))
+	chunkedBody := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(validBody), validBody)
+	tests := []struct {
+		name       string
+		headers    string // after the request line and Host
+		body       string // default validBody
+		wantStatus int
+		wantReason string
+		family     string            // the verified family: "svix" (default) or "webhook"
+		wantAlso   map[string]string // further headers the app must see ("" = absent)
+	}{
+		{name: "signature header twice in different cases",
+			headers: svix + "SVIX-ID: msg_other\r\n" + framing, wantStatus: 400, wantReason: ReasonMalformedHeaders},
+		{name: "signature timestamp twice with the same value",
+			headers: svix + "svix-timestamp: " + sig.Get("Svix-Timestamp") + "\r\n" + framing, wantStatus: 400, wantReason: ReasonMalformedHeaders},
+		{name: "Postern headers spoofed in several spellings and repeated",
+			headers: svix + "postern-verified: false\r\nPOSTERN-VERIFIED: no\r\nPostern-Event-Type: X\r\nPostern-Event-Type: Y\r\n" +
+				"Postern-Message-Id: msg_evil\r\nPostern-Anything: 1\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"Postern-Anything": ""}},
+		{name: "Connection names every verified header, the framing and Content-Type",
+			headers: svix + "Connection: Svix-Id, svix-timestamp, SVIX-SIGNATURE, Postern-Verified, Postern-Message-Id, Content-Length, Content-Type\r\n" +
+				"Content-Type: application/json\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"Content-Type": "application/json", "Connection": ""}},
+		{name: "Connection: keep-alive, Upgrade with an Upgrade header",
+			headers:    svix + "Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nKeep-Alive: timeout=5\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"Upgrade": "", "Keep-Alive": "", "Connection": ""}},
+		{name: "Connection names X-Forwarded-For and Host",
+			headers:    svix + "Connection: X-Forwarded-For, Host\r\nX-Forwarded-For: 6.6.6.6\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"X-Forwarded-For": "6.6.6.6, 127.0.0.1"}}, // as without the trick
+		{name: "underscore spellings beside the real headers",
+			headers:    svix + "Svix_Id: msg_evil\r\nsvix_signature: v1,AAAA\r\nPostern_Verified: true\r\nContent_Length: 1\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"Svix_id": "", "Svix_signature": "", "Postern_verified": "", "Content_length": ""}},
+		{name: "proxy and hop-by-hop headers",
+			headers:    svix + "Proxy-Authorization: Basic eDp5\r\nProxy-Connection: keep-alive\r\nTe: trailers\r\nTrailer: X-T\r\nExpect: 100-continue\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"Proxy-Authorization": "", "Proxy-Connection": "", "Te": "", "Trailer": "", "Expect": ""}},
+		{name: "X-Forwarded-Proto and X-Forwarded-Host spoofed",
+			headers:    svix + "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "postern.test"}},
+		{name: "a stray webhook-id beside the verified svix set",
+			headers:    svix + "Webhook-Id: msg_evil\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"Webhook-Id": ""}},
+		{name: "a stray svix-id beside the verified webhook set",
+			headers: webhook + "Svix-Id: msg_evil\r\n" + framing, family: "webhook",
+			wantStatus: 204, wantAlso: map[string]string{"Svix-Id": ""}},
+		{name: "both sets complete, the webhook set forged",
+			headers:    svix + "Webhook-Id: msg_evil\r\nWebhook-Timestamp: 1\r\nWebhook-Signature: v1,AAAA\r\n" + framing,
+			wantStatus: 204, wantAlso: map[string]string{"Webhook-Id": "", "Webhook-Timestamp": "", "Webhook-Signature": ""}},
+		{name: "chunked with a Content-Length", // the chunked framing wins; the app gets the body re-framed
+			headers: svix + "Transfer-Encoding: chunked\r\n" + framing, body: chunkedBody, wantStatus: 204},
+		{name: "chunked", headers: svix + "Transfer-Encoding: chunked\r\n", body: chunkedBody, wantStatus: 204},
+		{name: "two different Content-Lengths",
+			headers: svix + framing + "Content-Length: 3\r\n", wantStatus: 400},
+		{name: "obs-fold continuing the id",
+			headers:    svix[:len("Svix-Id: msg_trick")] + "\r\n x" + svix[len("Svix-Id: msg_trick"):] + framing,
+			wantStatus: 400, wantReason: ReasonMalformedHeaders},
+		{name: "a traceparent twice",
+			headers:    svix + "Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nTraceparent: 00-11111111111111111111111111111111-2222222222222222-01\r\n" + framing,
+			wantStatus: 204},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rg := newRig(t, nil, func(o *Options) { o.Now = nil })
+			body := tt.body
+			if body == "" {
+				body = validBody
+			}
+			conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(conn, "POST /hook HTTP/1.1\r\nHost: postern.test\r\n"+tt.headers+"\r\n"+body)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			for err == nil && resp.StatusCode == http.StatusContinue {
+				resp, err = http.ReadResponse(br, nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(resp.Body)
+			got := toAnswer(resp, data)
+			if got.Status != tt.wantStatus || got.Reason != tt.wantReason {
+				t.Errorf("got %d %q (%s), want %d %q", got.Status, got.Reason, got.Detail, tt.wantStatus, tt.wantReason)
+			}
+			reqs := rg.app.requests()
+			if got.Status/100 != 2 {
+				if len(reqs) != 0 {
+					t.Errorf("app received %d requests for a refused trick, want 0", len(reqs))
+				}
+				return
+			}
+			if len(reqs) != 1 {
+				t.Fatalf("app received %d requests, want 1", len(reqs))
+			}
+			checkAppView(t, reqs[0], tt.family, sig, validBody)
+			for k, want := range tt.wantAlso {
+				if got := strings.Join(reqs[0].Header[http.CanonicalHeaderKey(k)], ","); got != want {
+					t.Errorf("app saw %s: %q, want %q", k, got, want)
+				}
+			}
+		})
+	}
+}
+
+// checkAppView checks what the app saw of a request postern verified with
+// the headers in sig (its svix-* values, under the family's names): the
+// verified headers with one value each, nothing else under a signature or
+// Postern- name, no underscore names, one traceparent, and the body with
+// its own length.
+func checkAppView(t *testing.T, r received, family string, sig http.Header, body string) {
+	t.Helper()
+	names := [3]string{"Svix-Id", "Svix-Timestamp", "Svix-Signature"}
+	if family == "webhook" {
+		names = [3]string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}
+	}
+	id := sig.Get("Svix-Id")
+	want := map[string]string{
+		names[0]:             id,
+		names[1]:             sig.Get("Svix-Timestamp"),
+		names[2]:             sig.Get("Svix-Signature"),
+		"Postern-Verified":   "true",
+		"Postern-Event-Type": "REFERRAL_CREATED",
+		"Postern-Message-Id": id,
+	}
+	for k, v := range want {
+		if got := r.Header[k]; len(got) != 1 || got[0] != v {
+			t.Errorf("app saw %s: %q, want exactly %q", k, got, v)
+		}
+	}
+	for k, v := range r.Header {
+		switch {
+		case strings.ContainsRune(k, '_'):
+			t.Errorf("app saw the underscore header %s: %q", k, v)
+		case hasPrefixFold(k, "Postern-") && want[k] == "":
+			t.Errorf("app saw %s: %q, which postern did not set", k, v)
+		case k == "Traceparent" && len(v) != 1:
+			t.Errorf("app saw %d traceparent headers, want postern's one", len(v))
+		}
+	}
+	if r.Body != body || r.ContentLength != int64(len(body)) {
+		t.Errorf("app got body %q (length %d), want %q (length %d)", r.Body, r.ContentLength, body, len(body))
+	}
+}
