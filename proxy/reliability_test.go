@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -1329,4 +1331,167 @@ func checkAppView(t *testing.T, r received, family string, sig http.Header, body
 	if r.Body != body || r.ContentLength != int64(len(body)) {
 		t.Errorf("app got body %q (length %d), want %q (length %d)", r.Body, r.ContentLength, body, len(body))
 	}
+}
+
+// lockedBuffer is a log destination the test reads while postern writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSecretRotationUnderLoad rotates the signing key through the keys file
+// while senders are busy, as a Kubernetes Secret update does: [old], then
+// [new, old] (overlap), then [new], then an invalid file, a file without
+// keys and no file at all. Senders signing with the old key never fail
+// while the old key is configured, senders signing with the new key never
+// fail from the overlap on, the old key is refused once retired, and a bad
+// file keeps the keys and logs why without a secret.
+func TestSecretRotationUnderLoad(t *testing.T) {
+	const (
+		oldSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // testKey
+		newSecret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD" // otherKey
+		badSecret = "whsec_not*base64*at-all"
+	)
+	path := filepath.Join(t.TempDir(), "keys")
+	write := func(content string) { // atomically, as the kubelet swaps ..data
+		t.Helper()
+		if err := os.WriteFile(path+".tmp", []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(oldSecret + "\n")
+	v := signature.NewVerifier([][]byte{testKey})
+	var logs lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		v.WatchFile(ctx, path, 10*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
+	}()
+	defer func() { cancel(); <-watching }()
+
+	l := newLedger()
+	app := httptest.NewServer(ledgerApp(l))
+	defer app.Close()
+	h := newHandler(t, app.URL, func(o *Options) { o.Verifier = v })
+	px := httptest.NewServer(h)
+	defer px.Close()
+
+	// sender delivers fresh events signed with key until stop is closed;
+	// every one must be acknowledged.
+	var acked, failed atomic.Int64
+	sender := func(name string, key []byte, stop <-chan struct{}) {
+		client := newClient(5 * time.Second)
+		defer client.CloseIdleConnections()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id := fmt.Sprintf("msg_%s_%d", name, i)
+			body := eventBody("ref_" + id)
+			status, reason, err := send(client, px.URL+"/hook", signed(key, id, time.Now(), body), body)
+			if err != nil || status != http.StatusNoContent {
+				failed.Add(1)
+				t.Errorf("%s: got %d %q %v, want 204", id, status, reason, err)
+				continue
+			}
+			if _, ok := l.body(id); !ok {
+				t.Errorf("%s acknowledged but not taken by the app", id)
+			}
+			acked.Add(1)
+		}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	probe := func(key []byte) (int, string) {
+		id := fmt.Sprintf("msg_probe_%d", time.Now().UnixNano())
+		status, reason, _ := send(px.Client(), px.URL+"/hook", signed(key, id, time.Now(), validBody), validBody)
+		return status, reason
+	}
+	busy := func() { time.Sleep(150 * time.Millisecond) } // paces the phases so senders run in each
+
+	var oldWG, newWG sync.WaitGroup
+	stopOld, stopNew := make(chan struct{}), make(chan struct{})
+	for s := range 4 {
+		oldWG.Go(func() { sender(fmt.Sprintf("old%d", s), testKey, stopOld) })
+	}
+	busy()
+
+	write(newSecret + "\n" + oldSecret + "\n") // the overlap
+	waitFor("the overlap keys", func() bool { return v.Len() == 2 })
+	for s := range 4 {
+		newWG.Go(func() { sender(fmt.Sprintf("new%d", s), otherKey, stopNew) })
+	}
+	busy()
+	close(stopOld) // the sender has switched to the new key
+	oldWG.Wait()
+
+	write(newSecret + "\n") // the old key retired
+	waitFor("the old key to be retired", func() bool { return v.Len() == 1 })
+	if status, reason := probe(testKey); status != http.StatusUnauthorized || reason != ReasonSignatureMismatch {
+		t.Errorf("old key after retirement: got %d %q, want 401 %s", status, reason, ReasonSignatureMismatch)
+	}
+	busy()
+
+	for _, bad := range []struct{ content, msg, reason string }{
+		{badSecret + "\n", "secrets file invalid, keeping current keys", "key 1 is not base64 after whsec_"},
+		{"# rotated, nothing yet\n", "secrets file invalid, keeping current keys", "no keys"},
+		{"", "secrets file unreadable, keeping current keys", "no such file"},
+	} {
+		if bad.content == "" {
+			os.Remove(path)
+		} else {
+			write(bad.content)
+		}
+		waitFor("the log of "+bad.reason, func() bool { return logLine(logs.String(), bad.msg, bad.reason) != "" })
+		line := logLine(logs.String(), bad.msg, bad.reason)
+		for _, secret := range []string{oldSecret[6:], newSecret[6:], "not*base64"} {
+			if strings.Contains(line, secret) {
+				t.Errorf("log line %s holds a secret", line)
+			}
+		}
+		busy()
+		if v.Len() != 1 {
+			t.Errorf("after %q: %d keys, want the new key kept", bad.reason, v.Len())
+		}
+	}
+	close(stopNew)
+	newWG.Wait()
+	if status, _ := probe(otherKey); status != http.StatusNoContent {
+		t.Errorf("new key at the end: got %d, want 204", status)
+	}
+	t.Logf("%d events acknowledged, %d failed, across the rotation", acked.Load(), failed.Load())
+}
+
+// logLine returns the first line of logs holding both msg and reason.
+func logLine(logs, msg, reason string) string {
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, `"msg":"`+msg+`"`) && strings.Contains(line, reason) {
+			return line
+		}
+	}
+	return ""
 }
