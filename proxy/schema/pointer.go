@@ -54,8 +54,10 @@ func (p Pointer) EventType(doc any) (string, error) {
 			}
 			v = next
 		case []any:
+			// RFC 6901: an index is ASCII digits without a leading zero;
+			// Atoi alone would also take "+1" and "-0".
 			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(node) || (len(tok) > 1 && tok[0] == '0') {
+			if err != nil || tok[0] < '0' || tok[0] > '9' || i >= len(node) || (len(tok) > 1 && tok[0] == '0') {
 				return "", ErrNoEventType
 			}
 			v = node[i]
