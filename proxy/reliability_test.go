@@ -1495,3 +1495,108 @@ func logLine(logs, msg, reason string) string {
 	}
 	return ""
 }
+
+// validToken reports whether s is an RFC 9110 token, as net/http requires
+// of a header name before a handler sees it.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue reports whether s may be a header value as net/http
+// admits it: no control characters but tab, no DEL.
+func validFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzForwardedHeaders adds two arbitrary headers and an arbitrary
+// Connection header to a validly signed request (svix-* or webhook-*) and
+// checks what the app sees: never a 2xx the app did not take; when the app
+// takes it, exactly the verified headers (TestHeaderTricks' checkAppView),
+// and nothing a Connection header names except what postern sets again.
+// Header names and values are limited to what net/http's server admits.
+func FuzzForwardedHeaders(f *testing.F) {
+	f.Add("Postern-Verified", "false", "Svix_Id", "msg_evil", "Svix-Signature, Postern-Message-Id", false)
+	f.Add("Webhook-Id", "msg_evil", "X-Custom", "1", "X-Custom", false)
+	f.Add("Svix-Id", "msg_evil", "Upgrade", "websocket", "Upgrade, Content-Length", true)
+	f.Add("SVIX-SIGNATURE", "v1,AAAA", "Te", "trailers", "close", false)
+	f.Add("X-Forwarded-Host", "evil.example", "Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "Traceparent, X-Forwarded-Host", true)
+	f.Add("Content-Type", "text/plain", "Postern-Event-Type", "X", "Content-Type, Postern-Event-Type", false)
+
+	var mu sync.Mutex
+	var last received
+	var taken int
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		last = received{Header: r.Header.Clone(), Body: string(body), ContentLength: r.ContentLength}
+		taken++
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	f.Cleanup(app.Close)
+	h := newHandler(f, app.URL, func(o *Options) { o.Dedupe = false; o.Now = func() time.Time { return testNow } })
+	sig := signed(testKey, "msg_fuzz", testNow, validBody)
+
+	f.Fuzz(func(t *testing.T, name1, value1, name2, value2, connection string, webhook bool) {
+		if !validToken(name1) || !validToken(name2) || !validFieldValue(value1) || !validFieldValue(value2) || !validFieldValue(connection) {
+			return // net/http's server refuses these before any handler
+		}
+		req := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(validBody))
+		family := "svix"
+		if webhook {
+			family = "webhook"
+			req.Header.Set("Webhook-Id", sig.Get("Svix-Id"))
+			req.Header.Set("Webhook-Timestamp", sig.Get("Svix-Timestamp"))
+			req.Header.Set("Webhook-Signature", sig.Get("Svix-Signature"))
+		} else {
+			for k, v := range sig {
+				req.Header[k] = v
+			}
+		}
+		req.Header.Add(name1, value1)
+		req.Header.Add(name2, value2)
+		if connection != "" {
+			req.Header.Add("Connection", connection)
+		}
+		mu.Lock()
+		before := taken
+		mu.Unlock()
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		mu.Lock()
+		got, took := last, taken > before
+		mu.Unlock()
+		if rr.Code/100 == 2 && !took {
+			t.Fatalf("answered %d but the app took nothing", rr.Code)
+		}
+		if !took {
+			return
+		}
+		checkAppView(t, got, family, sig, validBody)
+		resets := map[string]bool{"Content-Type": true, "Content-Length": true, "Host": true, "Traceparent": true,
+			"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true}
+		for _, k := range signature.HeaderNames {
+			resets[k] = true
+		}
+		for n := range strings.SplitSeq(connection, ",") {
+			n = http.CanonicalHeaderKey(strings.TrimSpace(n))
+			if n != "" && !resets[n] && !hasPrefixFold(n, "Postern-") && len(got.Header[n]) > 0 {
+				t.Fatalf("app saw %s: %q, which Connection named", n, got.Header[n])
+			}
+		}
+	})
+}
