@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -112,4 +113,32 @@ func TestDedupeBounds(t *testing.T) {
 	if got := d.size(); got != 2 {
 		t.Errorf("size %d after expiry (msg_0 and msg_4 in flight), want 2", got)
 	}
+}
+
+// TestDedupeMemory holds the claim that 100,000 remembered ids cost about
+// 5 MiB: the store keeps 128-bit hashes, not the ids.
+func TestDedupeMemory(t *testing.T) {
+	ids := make([]string, 100000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("msg_%026d", i) // as long as a Svix id
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	d := newDedupe(time.Hour, len(ids), time.Now)
+	for _, id := range ids {
+		d.begin(id)
+		d.finish(id, true)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perID := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(ids))
+	t.Logf("%.0f bytes per remembered id", perID)
+	if perID > 100 {
+		t.Errorf("%.0f bytes per remembered id, want at most 100", perID)
+	}
+	if d.begin(ids[0]) != claimAcked || d.size() != len(ids) {
+		t.Errorf("store lost ids: size %d", d.size())
+	}
+	runtime.KeepAlive(ids)
 }
