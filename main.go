@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -32,6 +33,10 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// logFlushInterval bounds how long a log or audit record waits in the
+// buffer before it reaches stdout.
+const logFlushInterval = 100 * time.Millisecond
 
 // gcPercent and memoryLimit are the GOGC and GOMEMLIMIT postern runs with
 // unless those variables are set.
@@ -111,7 +116,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 // serve wires the configuration into telemetry, the handler and the servers
 // and runs them until ctx ends; telemetry is flushed on the way out.
 func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.Writer, onListen func(listen, admin net.Addr)) (err error) {
-	out := &lockedWriter{w: stdout}
+	out := newLogWriter(stdout, logFlushInterval)
+	defer out.Close()
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
 	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
@@ -249,14 +255,52 @@ func hasVar(environ []string, name string) bool {
 	return slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
 }
 
-// lockedWriter serialises the log and audit handlers' writes to one stream.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// logWriter serialises the log and audit handlers' writes to one stream and
+// batches them: records reach the stream within logFlushInterval, and all of
+// them on Close. Under load this turns one write syscall per request into
+// one per interval.
+type logWriter struct {
+	mu   sync.Mutex
+	w    *bufio.Writer
+	stop chan struct{}
+	done chan struct{}
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func newLogWriter(w io.Writer, interval time.Duration) *logWriter {
+	l := &logWriter{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				l.flush()
+			}
+		}
+	}()
+	return l
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func (l *logWriter) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.w.Flush()
+}
+
+// Close stops the flusher and writes what is buffered.
+func (l *logWriter) Close() error {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Flush()
 }
