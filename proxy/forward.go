@@ -165,9 +165,10 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 
 // send delivers out and reads the app's response. A request that failed on
 // a reused keep-alive connection before any response arrived is sent once
-// more on a new connection (with a *Client; other transports may pick a
-// pooled one): the app closed an idle connection just as postern picked it,
-// and never saw the request complete.
+// more on a new connection: the app closed an idle connection just as
+// postern picked it, and never saw the request complete. Only a *Client
+// reports such failures (ErrNoResponse); with another transport there is
+// no resend.
 func (f *forwarder) send(out *http.Request) (*upstreamResponse, *Error) {
 	ctx, cancel := context.WithTimeout(out.Context(), f.timeout)
 	defer cancel()
