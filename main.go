@@ -150,7 +150,7 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 		go verifier.WatchFile(ctx, cfg.SecretsFile, secretsPollInterval, log)
 	}
 	upstream, _ := url.Parse(cfg.UpstreamURL) // validated by config.Load
-	h, err := proxy.New(proxy.Options{
+	opts := proxy.Options{
 		Upstream:           upstream,
 		UpstreamTimeout:    cfg.UpstreamTimeout,
 		Verifier:           verifier,
@@ -165,9 +165,12 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 		Audit:              audit,
 		AuditBody:          cfg.AuditBody,
 		Log:                log,
-		Tracer:             tel.TracerProvider.Tracer("postern"),
 		Meter:              tel.MeterProvider.Meter("postern"),
-	})
+	}
+	if tel.TracerProvider != nil {
+		opts.Tracer = tel.TracerProvider.Tracer("postern")
+	}
+	h, err := proxy.New(opts)
 	if err != nil {
 		return err
 	}

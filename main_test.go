@@ -38,12 +38,16 @@ func start(t *testing.T, environ []string) *program {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &program{done: make(chan error, 1), cancel: cancel}
+	scanned := make(chan struct{})
 	go func() {
-		p.done <- run(ctx, nil, environ, strings.NewReader(""), pw, io.Discard)
+		err := run(ctx, nil, environ, strings.NewReader(""), pw, io.Discard)
 		pw.Close()
+		<-scanned // every line written is in p.lines before done reports
+		p.done <- err
 	}()
 	ready := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			var m map[string]any

@@ -55,7 +55,7 @@ type upstreamResponse struct {
 // outbound builds the request to the app: the same path and query, the
 // original headers minus hop-by-hop, spoofable and underscore headers, then
 // X-Forwarded-*, and the verified headers set last.
-func (f *forwarder) outbound(ctx context.Context, in *http.Request, body []byte, verified http.Header) *http.Request {
+func (f *forwarder) outbound(ctx context.Context, in *http.Request, body []byte, verified http.Header, tracing bool) *http.Request {
 	u := *f.target
 	u.Path, u.RawPath = joinPath(f.target, in.URL)
 	u.RawQuery = in.URL.RawQuery
@@ -70,7 +70,7 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request, body []byte,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        cleanRequestHeader(in.Header),
+		Header:        cleanRequestHeader(in.Header, tracing),
 		Host:          in.Host,
 		ContentLength: int64(len(body)),
 		Body:          io.NopCloser(bytes.NewReader(body)),
@@ -90,7 +90,7 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request, body []byte,
 // in Connection, except the ones postern sets again or the app needs),
 // without any Postern-* header and without header names holding an
 // underscore (which some servers read as a dash: svix_id as svix-id).
-func cleanRequestHeader(h http.Header) http.Header {
+func cleanRequestHeader(h http.Header, tracing bool) http.Header {
 	out := make(http.Header, len(h)+6)
 	for k, v := range h {
 		if strings.ContainsRune(k, '_') || hasPrefixFold(k, "Postern-") {
@@ -111,8 +111,13 @@ func cleanRequestHeader(h http.Header) http.Header {
 	}
 	delete(out, "Expect")         // the body is already here
 	delete(out, "Content-Length") // set from the body
-	delete(out, "Traceparent")    // replaced by the forward span's context
-	delete(out, "Tracestate")
+	// With tracing on, the forward span's context replaces the sender's; off,
+	// a well-formed single traceparent passes through, and a repeated one
+	// (which W3C trace context makes invalid) is dropped.
+	if tracing || len(out["Traceparent"]) != 1 {
+		delete(out, "Traceparent")
+		delete(out, "Tracestate")
+	}
 	// The signature headers go on only as the verified set, which the caller
 	// sets again: a stray svix-id beside a verified webhook-* set (or the
 	// reverse) would reach the app unverified, where it may serve as the

@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/postern-dev/postern/proxy/schema"
 	"github.com/postern-dev/postern/proxy/signature"
@@ -64,7 +63,8 @@ type Options struct {
 	AuditBody bool
 	// Log receives operational messages (default: discarded).
 	Log *slog.Logger
-	// Tracer creates the request's spans (default: no-op).
+	// Tracer creates the request's spans. When nil, no spans are made and
+	// the sender's traceparent and tracestate reach the app unchanged.
 	Tracer trace.Tracer
 	// Meter creates postern's metrics (default: no-op).
 	Meter metric.Meter
@@ -121,9 +121,6 @@ func New(opts Options) (*Handler, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Tracer == nil {
-		opts.Tracer = noop.NewTracerProvider().Tracer("postern")
-	}
 	if opts.Propagator == nil {
 		opts.Propagator = propagation.TraceContext{}
 	}
@@ -152,8 +149,11 @@ func (h *Handler) Drain() { h.draining.Store(true) }
 // ServeHTTP handles one webhook delivery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.opts.Now()
-	ctx := h.opts.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := h.opts.Tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	ctx := r.Context()
+	if h.opts.Tracer != nil {
+		ctx = h.opts.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	ctx, span := h.startSpan(ctx, r.Method, trace.SpanKindServer)
 	if span.IsRecording() {
 		span.SetAttributes(serverAttributes(r)...)
 	}
@@ -202,7 +202,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 	acked := false
 	if h.dedupe != nil {
-		_, dspan := h.opts.Tracer.Start(ctx, "dedupe")
+		_, dspan := h.startSpan(ctx, "dedupe", trace.SpanKindInternal)
 		claim := h.dedupe.begin(hdr.ID)
 		dspan.End()
 		switch claim {
@@ -296,7 +296,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 // verify checks the signature headers, the timestamp window and the HMAC,
 // and returns the headers and the index of the key that matched.
 func (h *Handler) verify(ctx context.Context, header http.Header, body []byte) (signature.Headers, int, *Error) {
-	ctx, span := h.opts.Tracer.Start(ctx, "verify")
+	ctx, span := h.startSpan(ctx, "verify", trace.SpanKindInternal)
 	start := h.opts.Now()
 	defer func() {
 		h.metrics.verify.Record(ctx, h.opts.Now().Sub(start).Seconds())
@@ -344,7 +344,7 @@ func verifyError(err error) *Error {
 // validate parses the body as strict JSON, finds its event type and checks
 // its schema. known is false when the event type has no schema.
 func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, known bool, perr *Error) {
-	ctx, span := h.opts.Tracer.Start(ctx, "validate")
+	ctx, span := h.startSpan(ctx, "validate", trace.SpanKindInternal)
 	start := h.opts.Now()
 	defer func() {
 		h.metrics.validate.Record(ctx, h.opts.Now().Sub(start).Seconds())
@@ -374,10 +374,12 @@ func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, 
 func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, verified http.Header) (*upstreamResponse, *Error) {
 	// The delivery is not cancelled when the sender hangs up: the app
 	// finishes it, and the sender's retry is then answered as a duplicate.
-	ctx, span := h.opts.Tracer.Start(context.WithoutCancel(ctx), "forward", trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := h.startSpan(context.WithoutCancel(ctx), "forward", trace.SpanKindClient)
 	start := h.opts.Now()
-	out := h.fwd.outbound(ctx, r, body, verified)
-	h.opts.Propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	out := h.fwd.outbound(ctx, r, body, verified, h.opts.Tracer != nil)
+	if h.opts.Tracer != nil {
+		h.opts.Propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	}
 	ur, perr := h.fwd.send(out)
 	h.metrics.forward.Record(ctx, h.opts.Now().Sub(start).Seconds())
 	if span.IsRecording() {
@@ -399,6 +401,15 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, ver
 			Detail: "the application answered 410; postern does not pass it on because it would make the sender disable this endpoint"}
 	}
 	return ur, nil
+}
+
+// startSpan starts a span, or returns a non-recording one without touching
+// the context when tracing is off.
+func (h *Handler) startSpan(ctx context.Context, name string, kind trace.SpanKind) (context.Context, trace.Span) {
+	if h.opts.Tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return h.opts.Tracer.Start(ctx, name, trace.WithSpanKind(kind))
 }
 
 // reject answers with e and notes it in the record.

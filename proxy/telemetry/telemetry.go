@@ -20,12 +20,11 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Providers are the telemetry providers of one postern process.
 type Providers struct {
-	// TracerProvider exports spans, or is a no-op when no exporter is configured.
+	// TracerProvider exports spans; nil when no exporter is configured.
 	TracerProvider trace.TracerProvider
 	// MeterProvider feeds Metrics.
 	MeterProvider metric.MeterProvider
@@ -55,7 +54,7 @@ func New(ctx context.Context, environ []string, version string) (*Providers, err
 	if err != nil {
 		return nil, fmt.Errorf("otel resource: %w", err)
 	}
-	p := &Providers{TracerProvider: noop.NewTracerProvider()}
+	p := &Providers{}
 
 	exp, name, err := traceExporter(ctx, env)
 	if err != nil {
