@@ -134,17 +134,23 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (*http.Response, error
 // get returns a pooled connection to addr, or a new one.
 func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool) (*clientConn, bool, error) {
 	now := time.Now()
-	c.mu.Lock()
-	for len(c.idle) > 0 && !fresh {
+	for !fresh {
+		c.mu.Lock()
+		if len(c.idle) == 0 {
+			c.mu.Unlock()
+			break
+		}
 		cc := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
-		if now.Sub(cc.lastUsed) < c.idleTimeout() {
-			c.mu.Unlock()
+		c.mu.Unlock()
+		// A pooled connection is reused only if it is quiet: bytes waiting
+		// on it are an answer nobody asked for (which would otherwise be
+		// read as this request's answer), and EOF means the app closed it.
+		if now.Sub(cc.lastUsed) < c.idleTimeout() && quiet(cc.conn) {
 			return cc, true, nil
 		}
 		cc.conn.Close()
 	}
-	c.mu.Unlock()
 
 	d := c.Dialer
 	if d == nil {
