@@ -34,6 +34,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// drainGrace is how long, after SIGTERM, new requests are answered 503
+// shutting_down before the listener closes.
+const drainGrace = time.Second
+
 // logFlushInterval bounds how long a log or audit record waits in the
 // buffer before it reaches stdout.
 const logFlushInterval = 100 * time.Millisecond
@@ -176,11 +180,12 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 	}
 	srv := &proxy.Server{
 		Handler:         h,
-		Admin:           proxy.NewAdmin(upstream, tel.Metrics),
+		Admin:           proxy.NewAdmin(h, tel.Metrics),
 		ListenAddr:      cfg.ListenAddr,
 		AdminAddr:       cfg.AdminAddr,
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		DrainGrace:      drainGrace,
 		Log:             log,
 		OnListen:        onListen,
 	}

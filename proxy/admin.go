@@ -9,9 +9,10 @@ import (
 )
 
 // NewAdmin returns the admin handler: /healthz (the process is up), /readyz
-// (configuration loaded and the app accepts connections) and, when metrics
-// is not nil, /metrics.
-func NewAdmin(upstream *url.URL, metrics http.Handler) http.Handler {
+// (configuration loaded, not draining, and the app accepts connections)
+// and, when metrics is not nil, /metrics.
+func NewAdmin(h *Handler, metrics http.Handler) http.Handler {
+	upstream := h.opts.Upstream
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -20,6 +21,11 @@ func NewAdmin(upstream *url.URL, metrics http.Handler) http.Handler {
 	addr := hostPort(upstream)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if h.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("draining\n"))
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)

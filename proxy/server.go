@@ -32,6 +32,9 @@ type Server struct {
 	UpstreamTimeout time.Duration
 	// ShutdownTimeout bounds the drain after ctx ends.
 	ShutdownTimeout time.Duration
+	// DrainGrace is how long new requests are answered 503 shutting_down
+	// before the listener closes (at most half of ShutdownTimeout).
+	DrainGrace time.Duration
 	// Log receives lifecycle messages.
 	Log *slog.Logger
 	// OnListen, if set, is called with the bound addresses once both
@@ -86,11 +89,25 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.Log.Info("draining", "timeout", s.ShutdownTimeout.String())
+	// Drain: for DrainGrace (bounded by half the shutdown timeout) keep
+	// accepting and answer every new request 503 shutting_down with
+	// Connection: close, so senders on kept-alive connections get an answer
+	// rather than a closed socket, while /readyz fails and the load balancer
+	// stops sending. Then stop accepting, wait for requests in flight, and
+	// close the admin listener last, so metrics of the drain can be scraped.
+	s.Log.Info("draining", "grace", s.drainGrace().String(), "timeout", s.ShutdownTimeout.String())
 	s.Handler.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer cancel()
+	select {
+	case <-time.After(s.drainGrace()):
+	case err := <-errc:
+		main.Close()
+		admin.Close()
+		return err
+	}
 	err = main.Shutdown(sctx)
+	admin.Shutdown(sctx)
 	admin.Close()
 	if errors.Is(err, context.DeadlineExceeded) {
 		main.Close()
@@ -98,4 +115,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.Log.Info("stopped")
 	return err
+}
+
+func (s *Server) drainGrace() time.Duration {
+	return min(s.DrainGrace, s.ShutdownTimeout/2)
 }
