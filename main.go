@@ -221,7 +221,7 @@ func healthcheck(ctx context.Context, adminAddr string) error {
 func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	secret := fs.String("secret", "", "signing secret, whsec_... (default: the first key of POSTERN_SECRETS)")
+	secret := fs.String("secret", "", "signing secret, whsec_... (default: the first key of POSTERN_SECRETS or POSTERN_SECRETS_FILE)")
 	id := fs.String("id", "", "message id (default: a new random msg_ id)")
 	ts := fs.Int64("timestamp", 0, "unix timestamp (default: now)")
 	prefix := fs.String("prefix", "svix", "header names: svix (svix-id, ...) or webhook (webhook-id, ...)")
@@ -232,12 +232,21 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *secret == "" {
-		*secret, _, _ = strings.Cut(config.Peek(environ).Secrets, ",")
+	var keys [][]byte
+	var err error
+	switch cfg := config.Peek(environ); {
+	case *secret != "":
+		keys, err = signature.ParseSecrets([]string{*secret})
+	case cfg.Secrets != "":
+		first, _, _ := strings.Cut(cfg.Secrets, ",")
+		keys, err = signature.ParseSecrets([]string{first})
+	case cfg.SecretsFile != "":
+		keys, err = signature.ReadSecretsFile(cfg.SecretsFile)
+	default:
+		err = errors.New("no key: pass --secret whsec_... or set POSTERN_SECRETS or POSTERN_SECRETS_FILE")
 	}
-	keys, err := signature.ParseSecrets([]string{*secret})
 	if err != nil {
-		return fmt.Errorf("sign: --secret (or POSTERN_SECRETS): %w", err)
+		return fmt.Errorf("sign: %w", err)
 	}
 	if *prefix != "svix" && *prefix != "webhook" {
 		return fmt.Errorf("sign: --prefix must be svix or webhook")

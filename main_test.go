@@ -214,6 +214,7 @@ func TestCommands(t *testing.T) {
 		wantOut string
 		wantCfg []string // config problems, each a line prefix
 		wantErr bool
+		stdin   string
 	}{
 		{name: "version", args: []string{"version"}, wantOut: "postern dev\n"},
 		{name: "check-config ok", args: []string{"check-config"}, environ: []string{"POSTERN_SECRETS=" + e2eSecret}, wantOut: "configuration ok\n"},
@@ -223,12 +224,17 @@ func TestCommands(t *testing.T) {
 			wantCfg: []string{"POSTERN_TIMESTAMP_TOLERANCE: ", "POSTERN_UPSTREAM_URL: ", "POSTERN_SECRETS: key 2 is not base64 after whsec_"}},
 		{name: "serve without secrets", args: nil, environ: nil, wantCfg: []string{"POSTERN_SECRETS: required"}},
 		{name: "unknown command", args: []string{"frobnicate"}, wantErr: true},
+		{name: "sign without any key", args: []string{"sign"}, wantErr: true},
+		{name: "sign with a bad key", args: []string{"sign", "--secret", "whsec_!!"}, wantErr: true},
+		{name: "sign with the keys file", args: []string{"sign", "--id", "msg_p5jXN8AQM9LWM0D4loKWxJek", "--timestamp", "1614265330"},
+			environ: []string{"POSTERN_SECRETS_FILE=" + keys}, stdin: `{"test": 2432232314}`,
+			wantOut: "svix-id: msg_p5jXN8AQM9LWM0D4loKWxJek\nsvix-timestamp: 1614265330\nsvix-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\nContent-Type: application/json\n"},
 		{name: "healthcheck with nothing listening", args: []string{"healthcheck"}, environ: []string{"POSTERN_ADMIN_ADDR=127.0.0.1:1"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := run(context.Background(), tt.args, tt.environ, strings.NewReader(""), &out, io.Discard)
+			err := run(context.Background(), tt.args, tt.environ, strings.NewReader(tt.stdin), &out, io.Discard)
 			var cfgErr *config.Error
 			switch {
 			case tt.wantCfg != nil:
