@@ -4,6 +4,7 @@
 //
 //	gen batch -secret whsec_... -n 600000 -id-prefix msg_r1_ -out DIR
 //	gen forge -secret whsec_... -url http://127.0.0.1:P/webhook -stats http://127.0.0.1:U/stats
+//	gen fill -secret whsec_... -url http://127.0.0.1:P/webhook -n 100000 -id-prefix msg_r0_
 //
 // batch writes DIR/sigs, n fixed-width (44 byte) base64 HMAC-SHA256 values,
 // the i-th signing message id id-prefix+%09d(i), and DIR/meta.lua, the id
@@ -14,6 +15,11 @@
 // forge sends one valid delivery, its replay, and forged or invalid ones,
 // checks each status against DESIGN.md's table, and checks from the
 // upstream's counters that only the valid ones were delivered.
+//
+// fill sends n valid deliveries with distinct ids (the same bodies and id
+// length as a batch), c at a time, and fails unless every one is answered
+// 204: bench/run uses it to fill postern's dedupe store before the rounds,
+// so that every round measures the state a busy sidecar lives in.
 package main
 
 import (
@@ -33,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postern-dev/postern/proxy/signature"
@@ -65,7 +72,7 @@ const bodyEnd = `"}}`
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gen batch|forge [flags]")
+		fmt.Fprintln(os.Stderr, "usage: gen batch|forge|fill [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -74,8 +81,10 @@ func main() {
 		err = batch(os.Args[2:])
 	case "forge":
 		err = forge(os.Args[2:])
+	case "fill":
+		err = fill(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (batch, forge)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (batch, forge, fill)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
@@ -324,4 +333,84 @@ func upstreamStats(client *http.Client, url string) (map[string]int64, error) {
 		return nil, fmt.Errorf("upstream stats: %w", err)
 	}
 	return s, nil
+}
+
+func fill(args []string) error {
+	fs := flag.NewFlagSet("fill", flag.ContinueOnError)
+	secret := fs.String("secret", "", "postern's signing secret, whsec_...")
+	url := fs.String("url", "", "postern's webhook URL")
+	n := fs.Int("n", 100000, "number of deliveries")
+	conc := fs.Int("c", 64, "deliveries in flight")
+	prefix := fs.String("id-prefix", "msg_fill_", "message id prefix; ids are prefix + 9 digits")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" || *n <= 0 || *conc <= 0 {
+		return errors.New("fill: -url, a positive -n and a positive -c are required")
+	}
+	key, err := parseKey(*secret)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc, DisableCompression: true},
+		Timeout:   10 * time.Second,
+	}
+	start := time.Now()
+	var next, bad atomic.Int64
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range *conc {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(*n) {
+					return
+				}
+				id := fmt.Sprintf("%s%0*d", *prefix, idDigits, i)
+				err := func() error {
+					b, err := body(id)
+					if err != nil {
+						return err
+					}
+					req, err := http.NewRequest(http.MethodPost, *url, bytes.NewReader(b))
+					if err != nil {
+						return err
+					}
+					now := time.Now()
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Svix-Id", id)
+					req.Header.Set("Svix-Timestamp", strconv.FormatInt(now.Unix(), 10))
+					req.Header.Set("Svix-Signature", signature.Sign(key, id, now, b))
+					resp, err := client.Do(req)
+					if err != nil {
+						return err
+					}
+					got, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusNoContent {
+						return fmt.Errorf("%s: %d %s", id, resp.StatusCode, bytes.TrimSpace(got))
+					}
+					return nil
+				}()
+				if err != nil {
+					bad.Add(1)
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	fmt.Fprintf(os.Stderr, "gen fill: %d deliveries in %.1fs (%.0f/s), %d not answered 204\n",
+		*n, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), bad.Load())
+	if bad.Load() > 0 {
+		return fmt.Errorf("fill: %d of %d deliveries were not answered 204, the first: %v", bad.Load(), *n, first)
+	}
+	return nil
 }
