@@ -87,25 +87,22 @@ var ErrNoResponse = errors.New("connection failed before any response byte")
 // the end or closed. It reports, through an httptrace.ClientTrace in the
 // request's context, whether the connection was reused.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	return c.roundTrip(req, false)
+	resp, _, err := c.roundTrip(req, false)
+	return resp, err
 }
 
-// roundTripFresh is RoundTrip on a new connection, never a pooled one: the
-// resend after a pooled connection failed, since the others in the pool may
-// have been closed by the app too.
-func (c *Client) roundTripFresh(req *http.Request) (*http.Response, error) {
-	return c.roundTrip(req, true)
-}
-
-func (c *Client) roundTrip(req *http.Request, fresh bool) (*http.Response, error) {
+// roundTrip is RoundTrip that also says whether the connection was pooled.
+// With fresh it always dials: the resend after a pooled connection failed,
+// since the others in the pool may have been closed by the app too.
+func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, reused bool, err error) {
 	if req.Body != nil && req.ContentLength < 0 {
-		return nil, errors.New("proxy client: request body without a Content-Length")
+		return nil, false, errors.New("proxy client: request body without a Content-Length")
 	}
 	ctx := req.Context()
 	addr := hostPort(req.URL)
 	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: cc.conn, Reused: reused})
@@ -115,20 +112,20 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (*http.Response, error
 	before := cc.read.n
 	if err := cc.writeRequest(req); err != nil {
 		cc.conn.Close()
-		return nil, fmt.Errorf("%w: %w", ErrNoResponse, err)
+		return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
 	}
 	cc.read.limit = before + maxResponseHeaderBytes
-	resp, err := cc.readResponse(req)
+	resp, err = cc.readResponse(req)
 	cc.read.limit = 0
 	if err != nil {
 		cc.conn.Close()
 		if cc.read.n == before {
-			return nil, fmt.Errorf("%w: %w", ErrNoResponse, err)
+			return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
 		}
-		return nil, err
+		return nil, reused, err
 	}
 	resp.Body = &clientBody{rc: resp.Body, client: c, cc: cc, keep: !resp.Close}
-	return resp, nil
+	return resp, reused, nil
 }
 
 // get returns a pooled connection to addr, or a new one.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -38,9 +37,9 @@ var hopHeaders = []string{
 
 // forwarder sends verified requests to the app.
 type forwarder struct {
-	target    *url.URL
-	transport http.RoundTripper
-	timeout   time.Duration
+	target  *url.URL
+	client  *Client
+	timeout time.Duration
 }
 
 // upstreamResponse is the app's answer, with its body held in full (or, past
@@ -177,19 +176,11 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 func (f *forwarder) send(out *http.Request) (*upstreamResponse, *Error) {
 	ctx, cancel := context.WithTimeout(out.Context(), f.timeout)
 	defer cancel()
-	var reused bool
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-	req := out.WithContext(httptrace.WithClientTrace(ctx, trace))
-	resp, err := f.transport.RoundTrip(req)
+	req := out.WithContext(ctx)
+	resp, reused, err := f.client.roundTrip(req, false)
 	if err != nil && reused && ctx.Err() == nil && errors.Is(err, ErrNoResponse) {
-		body, _ := out.GetBody()
-		req = req.Clone(req.Context())
-		req.Body = body
-		if c, ok := f.transport.(*Client); ok {
-			resp, err = c.roundTripFresh(req)
-		} else {
-			resp, err = f.transport.RoundTrip(req)
-		}
+		req.Body, _ = out.GetBody()
+		resp, _, err = f.client.roundTrip(req, true)
 	}
 	if err != nil {
 		return nil, upstreamError(ctx, err)

@@ -37,8 +37,8 @@ type Options struct {
 	Upstream *url.URL
 	// UpstreamTimeout bounds the app's whole answer (default 10s).
 	UpstreamTimeout time.Duration
-	// Transport reaches the app (default: a *Client).
-	Transport http.RoundTripper
+	// Client reaches the app (default: a new *Client).
+	Client *Client
 	// Verifier holds the signing keys; it may be updated while serving.
 	Verifier *signature.Verifier
 	// TimestampTolerance is the accepted clock difference in both directions (default 5m).
@@ -94,8 +94,8 @@ func New(opts Options) (*Handler, error) {
 	if opts.UpstreamTimeout <= 0 {
 		opts.UpstreamTimeout = 10 * time.Second
 	}
-	if opts.Transport == nil {
-		opts.Transport = &Client{}
+	if opts.Client == nil {
+		opts.Client = &Client{}
 	}
 	if opts.TimestampTolerance <= 0 {
 		opts.TimestampTolerance = 5 * time.Minute
@@ -129,7 +129,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{
 		opts: opts,
-		fwd:  forwarder{target: opts.Upstream, transport: opts.Transport, timeout: opts.UpstreamTimeout},
+		fwd:  forwarder{target: opts.Upstream, client: opts.Client, timeout: opts.UpstreamTimeout},
 	}
 	h.budget.max = max(minBodyBudget, 4*opts.MaxBodyBytes)
 	if opts.Dedupe {

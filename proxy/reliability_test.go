@@ -479,13 +479,6 @@ func forge(t *testing.T, client *http.Client, target string, i int, outcomes *st
 
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
 
-// closeIdle closes the idle connections of a client or transport.
-func closeIdle(rt any) {
-	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
-
 // TestAppHangs holds the timeout: an app that never answers costs the
 // sender a 504 within the upstream timeout, and leaves nothing running.
 func TestAppHangs(t *testing.T) {
@@ -519,7 +512,7 @@ func TestAppHangs(t *testing.T) {
 		t.Errorf("app received %d requests, want %d", n, senders)
 	}
 	rg.proxy.Client().CloseIdleConnections()
-	closeIdle(rg.handler.opts.Transport)
+	rg.handler.opts.Client.CloseIdleConnections()
 	waitGoroutines(t, baseline, 5*time.Second)
 }
 
@@ -712,7 +705,7 @@ func TestKeepAliveRace(t *testing.T) {
 				h := newHandler(t, "http://"+a.ln.Addr().String(), nil)
 				px := httptest.NewServer(h)
 				defer px.Close()
-				defer closeIdle(h.opts.Transport)
+				defer h.opts.Client.CloseIdleConnections()
 				const perSender = 40
 				var wg sync.WaitGroup
 				for s := range senders {
@@ -851,7 +844,7 @@ func TestAppUnsolicitedResponse(t *testing.T) {
 	h := newHandler(t, "http://"+ln.Addr().String(), nil)
 	px := httptest.NewServer(h)
 	defer px.Close()
-	defer closeIdle(h.opts.Transport)
+	defer h.opts.Client.CloseIdleConnections()
 	client := newClient(5 * time.Second)
 	defer client.CloseIdleConnections()
 	for i := range 3 {
@@ -982,7 +975,7 @@ func TestSlowClientsCutOff(t *testing.T) {
 		t.Errorf("app took %d events, want only the valid one", n)
 	}
 	t.Logf("last slowloris closed after %s, last slow body after %s", worst["slowloris"].Round(time.Millisecond), worst["slow body"].Round(time.Millisecond))
-	closeIdle(h.opts.Transport)
+	h.opts.Client.CloseIdleConnections()
 	waitGoroutines(t, baseline, 5*time.Second)
 }
 
