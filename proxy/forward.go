@@ -42,6 +42,18 @@ type forwarder struct {
 	timeout time.Duration
 }
 
+// host is the Host header for the app: the sender's for an app on loopback
+// (the sidecar case, as oauth2-proxy's --pass-host-header), so that the app
+// builds the URLs it always did; the upstream's own for a remote upstream,
+// whose virtual hosting and TLS name expect it. X-Forwarded-Host carries the
+// sender's in both cases.
+func (f *forwarder) host(in *http.Request) string {
+	if ip := net.ParseIP(f.target.Hostname()); (ip != nil && ip.IsLoopback()) || strings.EqualFold(f.target.Hostname(), "localhost") {
+		return in.Host
+	}
+	return f.target.Host
+}
+
 // upstreamResponse is the app's answer, with its body held in full (or, past
 // maxResponseBytes, the head of it and the rest still to stream).
 type upstreamResponse struct {
@@ -70,7 +82,7 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request, body []byte,
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        cleanRequestHeader(in.Header, tracing),
-		Host:          in.Host,
+		Host:          f.host(in),
 		ContentLength: int64(len(body)),
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		GetBody: func() (io.ReadCloser, error) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -171,5 +172,22 @@ func TestBodyBudget(t *testing.T) {
 	}
 	if used := rg.handler.budget.used.Load(); used != 0 {
 		t.Errorf("budget in use after all requests: %d, want 0", used)
+	}
+}
+
+// TestHostHeader: an app on loopback gets the sender's Host; a remote one
+// gets its own, and X-Forwarded-Host the sender's.
+func TestHostHeader(t *testing.T) {
+	in := &http.Request{Host: "hooks.example.com"}
+	for _, tt := range []struct{ target, want string }{
+		{"http://127.0.0.1:8080", "hooks.example.com"},
+		{"http://localhost:8080", "hooks.example.com"},
+		{"http://[::1]:8080", "hooks.example.com"},
+		{"https://app.internal:8443", "app.internal:8443"},
+	} {
+		u, _ := url.Parse(tt.target)
+		if got := (&forwarder{target: u}).host(in); got != tt.want {
+			t.Errorf("%s: Host %q, want %q", tt.target, got, tt.want)
+		}
 	}
 }
