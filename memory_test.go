@@ -21,7 +21,7 @@ import (
 
 // maxRSSSlowBodies is the stated memory bound: postern's peak RSS while 1,000
 // clients each announce a maximal (1 MiB) body and send it slowly.
-const maxRSSSlowBodies = 128 << 20
+const maxRSSSlowBodies = 96 << 20
 
 // TestSlowBodiesMemoryBound runs the real binary (built without the race
 // detector, which multiplies memory), opens 1,000 connections that each

@@ -11,7 +11,7 @@ import (
 const initialBodyBuffer = 16 << 10
 
 // minBodyBudget is the least memory all bodies being read may hold together.
-const minBodyBudget = 32 << 20
+const minBodyBudget = 16 << 20
 
 // errBudget is returned when all bodies together would exceed the budget.
 var errBudget = errors.New("body memory budget exhausted")
