@@ -132,13 +132,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: POSTERN_AUDIT_BODY
   value: {{ .auditBody | toString | quote }}
 {{- end }}
-{{- if dig "limits" "memory" "" (.Values.sidecar.resources | default dict) }}
-- name: GOMEMLIMIT
-  valueFrom:
-    resourceFieldRef:
-      containerName: postern
-      resource: limits.memory
-{{- end }}
 {{- range $name, $value := .Values.otel.env }}
 {{- if not (hasPrefix "OTEL_" $name) }}
 {{- fail (printf "otel.env: %q is not an OTEL_* variable; use sidecar.extraEnv" $name) }}
