@@ -74,6 +74,19 @@ func start(t *testing.T, environ []string) *program {
 	return p
 }
 
+// wait waits for run to return after SIGTERM and checks it returned nil.
+func (p *program) wait(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("run after SIGTERM: %v, want nil", err)
+		}
+	case <-time.After(timeout):
+		t.Fatal("run did not return after SIGTERM")
+	}
+}
+
 func (p *program) audit() []map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -175,14 +188,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	p.cancel() // SIGTERM
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("run after SIGTERM: %v, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("postern did not stop")
-	}
+	p.wait(t, 10*time.Second)
 	records := p.audit()
 	if len(records) != 3 {
 		t.Fatalf("got %d audit records, want 3", len(records))

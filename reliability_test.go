@@ -238,14 +238,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if d := <-held; d.err != nil || d.status != http.StatusNoContent {
 		t.Errorf("request held by the app across SIGTERM: got %d %v, want 204", d.status, d.err)
 	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("run after SIGTERM: %v, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
-	}
+	p.wait(t, 15*time.Second)
 	close(stop)
 	wg.Wait()
 	close(results)

@@ -71,6 +71,35 @@ func (a *app) requests() []received {
 	return append([]received(nil), a.got...)
 }
 
+// newHandler builds postern for upstream with the test key, dedupe on and
+// the real clock; mutate adjusts the options.
+func newHandler(t testing.TB, upstream string, mutate func(*Options)) *Handler {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := schema.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Upstream:        u,
+		UpstreamTimeout: 2 * time.Second,
+		Verifier:        signature.NewVerifier([][]byte{testKey}),
+		Schemas:         set,
+		Dedupe:          true,
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	h, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // rig is postern between a client and an app, both real listeners.
 type rig struct {
 	app     *app
@@ -85,26 +114,12 @@ func newRig(t testing.TB, handle http.HandlerFunc, mutate func(*Options)) *rig {
 	a := &app{handle: handle}
 	appSrv := httptest.NewServer(a)
 	t.Cleanup(appSrv.Close)
-	u, _ := url.Parse(appSrv.URL)
-	set, err := schema.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{
-		Upstream:        u,
-		UpstreamTimeout: 2 * time.Second,
-		Verifier:        signature.NewVerifier([][]byte{testKey}),
-		Schemas:         set,
-		Dedupe:          true,
-		Now:             func() time.Time { return testNow },
-	}
-	if mutate != nil {
-		mutate(&opts)
-	}
-	h, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHandler(t, appSrv.URL, func(o *Options) {
+		o.Now = func() time.Time { return testNow }
+		if mutate != nil {
+			mutate(o)
+		}
+	})
 	px := httptest.NewServer(h)
 	t.Cleanup(px.Close)
 	return &rig{app: a, appSrv: appSrv, handler: h, proxy: px}

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern-dev/postern/proxy/schema"
 	"github.com/postern-dev/postern/proxy/signature"
 )
 
@@ -97,35 +95,6 @@ type delayedWriter struct{ http.ResponseWriter }
 func (d delayedWriter) WriteHeader(status int) {
 	time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
 	d.ResponseWriter.WriteHeader(status)
-}
-
-// newHandler builds postern for upstream with the test key, dedupe on and
-// the real clock; mutate adjusts the options.
-func newHandler(t testing.TB, upstream string, mutate func(*Options)) *Handler {
-	t.Helper()
-	u, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := schema.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{
-		Upstream:        u,
-		UpstreamTimeout: 2 * time.Second,
-		Verifier:        signature.NewVerifier([][]byte{testKey}),
-		Schemas:         set,
-		Dedupe:          true,
-	}
-	if mutate != nil {
-		mutate(&opts)
-	}
-	h, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // runServer runs h in a real Server (the production timeouts and header
