@@ -5,14 +5,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/proxy/h1"
 	"github.com/postern-dev/postern/proxy/schema"
 	"github.com/postern-dev/postern/proxy/signature"
 )
@@ -105,7 +109,7 @@ type rig struct {
 	app     *app
 	appSrv  *httptest.Server
 	handler *Handler
-	proxy   *httptest.Server
+	proxy   *frontend
 }
 
 // newRig starts an app and postern in front of it; mutate adjusts the options.
@@ -120,7 +124,7 @@ func newRig(t testing.TB, handle http.HandlerFunc, mutate func(*Options)) *rig {
 			mutate(o)
 		}
 	})
-	px := httptest.NewServer(h)
+	px := newFrontend(t, h)
 	t.Cleanup(px.Close)
 	return &rig{app: a, appSrv: appSrv, handler: h, proxy: px}
 }
@@ -182,3 +186,50 @@ func toAnswer(resp *http.Response, data []byte) answer {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// frontend serves a handler on a loopback port through the webhook
+// listener's HTTP server (NewListener), as httptest.Server does with
+// net/http's.
+type frontend struct {
+	URL    string
+	srv    *h1.Server
+	done   chan struct{}
+	client *http.Client
+}
+
+func newFrontend(t testing.TB, h *Handler) *frontend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &frontend{
+		URL:    "http://" + ln.Addr().String(),
+		srv:    NewListener(h, h.opts.UpstreamTimeout, log.New(tWriter{t}, "", 0)),
+		done:   make(chan struct{}),
+		client: &http.Client{Transport: &http.Transport{}},
+	}
+	go func() {
+		defer close(f.done)
+		f.srv.Serve(ln)
+	}()
+	return f
+}
+
+// Client returns a client for the frontend, as httptest.Server's does.
+func (f *frontend) Client() *http.Client { return f.client }
+
+// Close closes the listener and every connection, and waits for Serve.
+func (f *frontend) Close() {
+	f.srv.Close()
+	<-f.done
+	f.client.CloseIdleConnections()
+}
+
+// tWriter sends a logger's lines to the test log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}

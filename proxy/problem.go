@@ -27,6 +27,8 @@ const (
 	ReasonUpstreamGone        = "upstream_gone"
 	ReasonShuttingDown        = "shutting_down"
 	ReasonOverloaded          = "overloaded"
+	ReasonMalformedRequest    = "malformed_request"
+	ReasonHeadersTooLarge     = "headers_too_large"
 )
 
 // Error is a request postern answers itself. Detail is safe to show the
@@ -85,6 +87,24 @@ func writeProblem(w http.ResponseWriter, e *Error) {
 	}
 	w.WriteHeader(e.Status)
 	w.Write(body)
+}
+
+// requestErrorBody is the problem body of a request the HTTP server refuses
+// before the handler sees it: malformed or ambiguous framing, a bad request
+// line or header, or headers over MaxHeaderBytes.
+func requestErrorBody(status int, detail string) (string, []byte) {
+	reason := ReasonMalformedRequest
+	if status == http.StatusRequestHeaderFieldsTooLarge {
+		reason = ReasonHeadersTooLarge
+	}
+	body, _ := json.Marshal(problem{
+		Type:   "urn:postern:reason:" + reason,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+		Reason: reason,
+	})
+	return "application/problem+json", body
 }
 
 // writeJSON writes a small fixed 200 body postern answers itself.

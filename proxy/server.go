@@ -3,10 +3,13 @@ package proxy
 import (
 	"context"
 	"errors"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/postern-dev/postern/proxy/h1"
 )
 
 // Server timeouts. A sender gives up after 15s, so reading the request
@@ -18,6 +21,22 @@ const (
 	IdleTimeout       = 60 * time.Second
 	MaxHeaderBytes    = 64 << 10
 )
+
+// NewListener returns the HTTP/1.1 server of the webhook listener, with
+// postern's timeouts and header limit, answering requests it cannot read
+// with a problem body (reason malformed_request or headers_too_large).
+func NewListener(h http.Handler, upstreamTimeout time.Duration, errLog *log.Logger) *h1.Server {
+	return &h1.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      ReadTimeout + upstreamTimeout + time.Second,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          errLog,
+		ErrorBody:         requestErrorBody,
+	}
+}
 
 // Server runs the webhook listener and the admin listener, and drains on
 // shutdown.
@@ -56,15 +75,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	errLog := slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)
-	main := &http.Server{
-		Handler:           s.Handler,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      ReadTimeout + s.UpstreamTimeout + time.Second,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          errLog,
-	}
+	main := NewListener(s.Handler, s.UpstreamTimeout, errLog)
 	admin := &http.Server{
 		Handler:           s.Admin,
 		ReadHeaderTimeout: ReadHeaderTimeout,

@@ -1,0 +1,382 @@
+// Package h1 is the HTTP/1.1 server of postern's webhook listener.
+//
+// It serves an http.Handler like net/http's Server does, over plain TCP,
+// for one kind of traffic: small POST requests on kept-alive connections.
+// It does less per request than net/http (no background read goroutine,
+// no per-request context, headers parsed from one string, connection
+// buffers reused), and it is stricter about framing, because every byte it
+// accepts is then verified and forwarded as one request:
+//
+//   - Content-Length and Transfer-Encoding together, two Content-Length
+//     headers, a Content-Length that is not all digits, and any
+//     Transfer-Encoding other than a single "chunked" are refused, and the
+//     connection is closed;
+//   - chunked framing must use CRLF everywhere; a bare LF or CR, an
+//     oversized or malformed chunk size, and missing chunk terminators are
+//     errors, not guesses;
+//   - obsolete line folding, whitespace before a header's colon, control
+//     characters in a header and a missing or repeated Host are refused.
+//
+// Malformed requests get 400, 431, 501 or 505 with the body ErrorBody
+// returns, and the connection is closed. It has no TLS, HTTP/2, Upgrade,
+// Hijack or trailers: the admin listener keeps net/http.
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = http.ErrServerClosed
+
+// maxDiscardBytes is how much of a body the handler left unread is read
+// and dropped to keep the connection; a larger rest closes it.
+const maxDiscardBytes = 256 << 10
+
+// Server serves HTTP/1.1 on the listeners given to Serve.
+type Server struct {
+	// Handler answers every request.
+	Handler http.Handler
+	// ReadHeaderTimeout bounds reading a request's line and headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included, from its
+	// first byte.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing the response, from the request's first byte.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// connection.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers together.
+	MaxHeaderBytes int
+	// ErrorLog receives handler panics and accept errors (default: log's
+	// standard logger).
+	ErrorLog *log.Logger
+	// ErrorBody returns the body of an answer to a malformed request
+	// (default: the status text as text/plain).
+	ErrorBody func(status int, detail string) (contentType string, body []byte)
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   atomic.Bool
+	done      chan struct{} // closed when the last connection ends after closing
+	date      atomic.Pointer[dateLine]
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine. It
+// returns ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// As net/http: back off on EMFILE and the like, keep serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logf("h1: accept error: %v; retrying in %v", err, backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		if c == nil {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits until every
+// request in flight has been answered or ctx ends. Connections close after
+// their current response.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginClose()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close stops accepting and closes every connection at once.
+func (s *Server) Close() error {
+	s.beginClose()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	return nil
+}
+
+func (s *Server) beginClose() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// closeIdle closes the idle connections and reports whether none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.Load() == stateIdle {
+			c.nc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	c := &conn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c.state.Store(stateIdle)
+	s.conns[c] = struct{}{}
+	return c
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+	} else {
+		log.Printf(format, args...)
+	}
+}
+
+func (s *Server) errorBody(status int, detail string) (string, []byte) {
+	if s.ErrorBody != nil {
+		return s.ErrorBody(status, detail)
+	}
+	return "text/plain; charset=utf-8", []byte(http.StatusText(status) + ": " + detail + "\n")
+}
+
+// dateLine is a formatted Date header, remade once a second.
+type dateLine struct {
+	sec  int64
+	line []byte
+}
+
+func (s *Server) dateHeader(now time.Time) []byte {
+	sec := now.Unix()
+	if d := s.date.Load(); d != nil && d.sec == sec {
+		return d.line
+	}
+	d := &dateLine{sec: sec, line: now.UTC().AppendFormat([]byte("Date: "), http.TimeFormat)}
+	d.line = append(d.line, "\r\n"...)
+	s.date.Store(d)
+	return d.line
+}
+
+// Connection states, for Shutdown.
+const (
+	stateIdle int32 = iota
+	stateActive
+)
+
+// Buffers of a connection, reused across connections.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+// conn is one client connection.
+type conn struct {
+	srv    *Server
+	nc     net.Conn
+	remote string
+	state  atomic.Int32
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	// Reused per request.
+	scratch []byte
+	header  http.Header
+	body    body
+	resp    response
+	broken  bool // a read or write failed: no more requests
+}
+
+func (c *conn) serve() {
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+	defer func() {
+		c.nc.Close()
+		c.srv.forget(c)
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+	}()
+	c.header = make(http.Header, 16)
+	c.resp.header = make(http.Header, 8)
+	c.body.c = c
+	c.resp.c = c
+	s := c.srv
+	for first := true; ; first = false {
+		// Wait for the next request: the header timeout for the first,
+		// the idle timeout between requests.
+		wait := s.IdleTimeout
+		if first {
+			wait = s.ReadHeaderTimeout
+		}
+		if c.br.Buffered() == 0 {
+			if wait > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(wait))
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		c.state.Store(stateActive)
+		if s.closing.Load() && !first {
+			// Shutdown began while idle with this request already on
+			// its way: answer it, then close.
+			c.resp.closeAfter = true
+		}
+		if !c.serveOne() {
+			return
+		}
+		c.state.Store(stateIdle)
+		if s.closing.Load() {
+			return
+		}
+	}
+}
+
+// serveOne reads, answers and finishes one request, and reports whether the
+// connection can carry another.
+func (c *conn) serveOne() (keep bool) {
+	s := c.srv
+	start := time.Now()
+	if s.ReadHeaderTimeout > 0 {
+		c.nc.SetReadDeadline(start.Add(s.ReadHeaderTimeout))
+	}
+	req, herr := c.readRequest()
+	if herr != nil {
+		c.writeError(herr, start)
+		return false
+	}
+	if s.ReadTimeout > 0 {
+		c.nc.SetReadDeadline(start.Add(s.ReadTimeout))
+	} else {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	if s.WriteTimeout > 0 {
+		c.nc.SetWriteDeadline(start.Add(s.WriteTimeout))
+	}
+	w := &c.resp
+	closeAfter := w.closeAfter
+	w.reset(req, start)
+	w.closeAfter = closeAfter || req.Close
+	if !c.callHandler(w, req) {
+		return false
+	}
+	if !w.finish() {
+		return false
+	}
+	if c.broken || w.closeAfter {
+		return false
+	}
+	// What the handler left of the body is read and dropped, so that the
+	// next request starts where this one ends.
+	if !c.body.eof && !c.body.discard() {
+		return false
+	}
+	return true
+}
+
+// callHandler runs the handler and reports false when it panicked (the
+// connection is then closed without finishing the response, which is how
+// the handler aborts one: http.ErrAbortHandler).
+func (c *conn) callHandler(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		if err := recover(); err != nil {
+			ok = false
+			if err != http.ErrAbortHandler {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.logf("h1: panic serving %s: %v\n%s", c.remote, err, buf)
+			}
+		}
+	}()
+	c.srv.Handler.ServeHTTP(w, req)
+	return true
+}
+
+// writeError answers a request that could not be read, and closes.
+func (c *conn) writeError(e *requestError, start time.Time) {
+	if e.status == 0 {
+		return // the connection broke or timed out: nobody to answer
+	}
+	ctype, body := c.srv.errorBody(e.status, e.detail)
+	c.nc.SetWriteDeadline(start.Add(5 * time.Second))
+	bw := c.bw
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", e.status, http.StatusText(e.status))
+	bw.Write(c.srv.dateHeader(start))
+	fmt.Fprintf(bw, "Content-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n", ctype, len(body))
+	bw.Write(body)
+	bw.Flush()
+	// Let the client read the answer before the close resets the
+	// connection over the unread rest of its request.
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+		c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.CopyN(io.Discard, c.nc, maxDiscardBytes)
+	}
+}
