@@ -172,6 +172,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve runs the checks in the order of the status contract and answers.
 func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *record) {
 	if h.draining.Load() {
+		// The audit record names the message turned away, when its
+		// headers are well formed (nothing is verified).
+		if hdr, err := signature.Extract(r.Header); err == nil {
+			rec.msgID = hdr.ID
+		}
 		w.Header().Set("Connection", "close")
 		h.reject(w, rec, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonShuttingDown,
 			Detail: "postern is shutting down; retry shortly", RetryAfter: retryAfterDraining})
