@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -162,3 +163,58 @@ var pool = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
 
 func (bufferPool) Get() []byte  { return pool.Get().([]byte) }
 func (bufferPool) Put(b []byte) { pool.Put(b) }
+
+// BenchmarkListeners compares the webhook listener's server (NewListener,
+// proxy/h1) with net/http's Server configured the same way, each serving a
+// handler that reads the 1 KiB body and answers 204, reached over loopback
+// by postern's Client from parallel goroutines.
+func BenchmarkListeners(b *testing.B) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	body := []byte(benchBody)
+	serve := func(b *testing.B, serve func(net.Listener) error, stop func()) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go serve(ln)
+		defer stop()
+		client := &Client{}
+		defer client.CloseIdleConnections()
+		target := "http://" + ln.Addr().String() + "/hook"
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+				req.Header = http.Header{"Content-Type": {"application/json"}, "Svix-Id": {"msg_1"}}
+				resp, err := client.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+	b.Run("h1", func(b *testing.B) {
+		srv := NewListener(handler, 10*time.Second, nil)
+		serve(b, srv.Serve, func() { srv.Close() })
+	})
+	b.Run("net-http", func(b *testing.B) {
+		srv := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: ReadHeaderTimeout,
+			ReadTimeout:       ReadTimeout,
+			WriteTimeout:      ReadTimeout + 11*time.Second,
+			IdleTimeout:       IdleTimeout,
+			MaxHeaderBytes:    MaxHeaderBytes,
+		}
+		serve(b, srv.Serve, func() { srv.Close() })
+	})
+}
