@@ -24,6 +24,7 @@ package h1
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,7 +180,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		return nil
 	}
 	c := &conn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
-	c.state.Store(stateIdle)
+	c.state.Store(stateNew)
 	s.conns[c] = struct{}{}
 	return c
 }
@@ -222,9 +223,12 @@ func (s *Server) dateHeader(now time.Time) []byte {
 	return d.line
 }
 
-// Connection states, for Shutdown.
+// Connection states, for Shutdown: it closes idle connections at once,
+// and waits for new ones (bounded by the header timeout) as for active
+// ones, since their first request may be on its way.
 const (
-	stateIdle int32 = iota
+	stateNew int32 = iota
+	stateIdle
 	stateActive
 )
 
@@ -273,7 +277,7 @@ func (c *conn) serve() {
 		// the idle timeout between requests.
 		wait := s.IdleTimeout
 		if first {
-			wait = s.ReadHeaderTimeout
+			wait = cmp.Or(s.ReadHeaderTimeout, s.ReadTimeout)
 		}
 		if c.br.Buffered() == 0 {
 			if wait > 0 {
@@ -304,8 +308,10 @@ func (c *conn) serve() {
 func (c *conn) serveOne() (keep bool) {
 	s := c.srv
 	start := time.Now()
-	if s.ReadHeaderTimeout > 0 {
-		c.nc.SetReadDeadline(start.Add(s.ReadHeaderTimeout))
+	// As net/http: without a header timeout, the read timeout bounds the
+	// headers too.
+	if t := cmp.Or(s.ReadHeaderTimeout, s.ReadTimeout); t > 0 {
+		c.nc.SetReadDeadline(start.Add(t))
 	}
 	req, herr := c.readRequest()
 	if herr != nil {
