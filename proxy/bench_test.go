@@ -115,25 +115,7 @@ func BenchmarkForwarders(b *testing.B) {
 	client := &Client{}
 	defer client.CloseIdleConnections()
 	roundTrip := func(rt http.RoundTripper) func(b *testing.B) {
-		return func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req, _ := http.NewRequest(http.MethodPost, upstream.URL+"/hook", bytes.NewReader(body))
-					req.ContentLength = int64(len(body))
-					req.Header.Set("Content-Type", "application/json")
-					resp, err := rt.RoundTrip(req)
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusNoContent {
-						b.Fatalf("status %d", resp.StatusCode)
-					}
-				}
-			})
-		}
+		return func(b *testing.B) { postInParallel(b, rt, upstream.URL+"/hook", body) }
 	}
 	b.Run("Client", roundTrip(client))
 	b.Run("Transport", roundTrip(tuned))
@@ -183,24 +165,8 @@ func BenchmarkListeners(b *testing.B) {
 		defer stop()
 		client := &Client{}
 		defer client.CloseIdleConnections()
-		target := "http://" + ln.Addr().String() + "/hook"
-		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
-				req.Header = http.Header{"Content-Type": {"application/json"}, "Svix-Id": {"msg_1"}}
-				resp, err := client.RoundTrip(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusNoContent {
-					b.Fatalf("status %d", resp.StatusCode)
-				}
-			}
-		})
+		postInParallel(b, client, "http://"+ln.Addr().String()+"/hook", body)
 	}
 	b.Run("h1", func(b *testing.B) {
 		srv := NewListener(handler, 10*time.Second, nil)
@@ -216,5 +182,26 @@ func BenchmarkListeners(b *testing.B) {
 			MaxHeaderBytes:    MaxHeaderBytes,
 		}
 		serve(b, srv.Serve, func() { srv.Close() })
+	})
+}
+
+// postInParallel POSTs body to target through rt from parallel goroutines
+// and fails unless every answer is 204.
+func postInParallel(b *testing.B, rt http.RoundTripper, target string, body []byte) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
 	})
 }

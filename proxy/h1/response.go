@@ -64,8 +64,8 @@ func (w *response) WriteHeader(code int) {
 	if w.declared < 0 {
 		delete(w.header, "Content-Length")
 	}
-	if w.noBody && w.req.Method != http.MethodHead && code == http.StatusNoContent {
-		delete(w.header, "Content-Length")
+	if code == http.StatusNoContent {
+		delete(w.header, "Content-Length") // RFC 9110 section 8.6
 		w.declared = -1
 	}
 	delete(w.header, "Transfer-Encoding") // the framing is the server's
@@ -207,7 +207,7 @@ func (w *response) sendHeader(length int64) {
 	if _, ok := w.header["Date"]; !ok {
 		bw.Write(w.c.srv.dateHeader(w.start))
 	}
-	if length >= 0 && (w.status != http.StatusNoContent) {
+	if length >= 0 {
 		var num [20]byte
 		bw.WriteString("Content-Length: ")
 		bw.Write(strconv.AppendInt(num[:0], length, 10))
