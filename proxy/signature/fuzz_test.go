@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	svix "github.com/svix/svix-webhooks/go"
+
 	"github.com/postern-dev/postern/proxy/signature"
 )
 
@@ -69,7 +71,8 @@ func FuzzExtract(f *testing.F) {
 
 // FuzzVerify checks that, for any well-formed headers and body, Verify
 // succeeds exactly when the signature list holds Sign(key, id, ts, body) for
-// one of its keys, and reports the first such key. add appends a valid
+// one of its keys, reports the first such key, and agrees with the SDK's own
+// VerifyIgnoringTimestamp. add appends a valid
 // signature (1: first key, 2: second key) so the accepting path is fuzzed too.
 func FuzzVerify(f *testing.F) {
 	for _, tc := range verifyCases {
@@ -82,6 +85,14 @@ func FuzzVerify(f *testing.F) {
 	}
 	keys := [][]byte{keyOf(f, v1.secret), keyOf(f, v2.secret)}
 	v := signature.NewVerifier(keys)
+	var hooks []*svix.Webhook
+	for _, k := range keys {
+		wh, err := svix.NewWebhookRaw(k)
+		if err != nil {
+			f.Fatal(err)
+		}
+		hooks = append(hooks, wh)
+	}
 	f.Fuzz(func(t *testing.T, body []byte, id, ts, sig string, add uint8) {
 		if add %= 3; add > 0 {
 			if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
@@ -104,6 +115,17 @@ func FuzzVerify(f *testing.F) {
 		got, err := v.Verify(body, h)
 		if got != want || (want >= 0) != (err == nil) {
 			t.Fatalf("Verify(%q, %q, %q, %q) = %d, %v; want key %d", body, id, ts, sig, got, err, want)
+		}
+		// The SDK itself, key by key, must say the same.
+		sdkWant := -1
+		for i, wh := range hooks {
+			if wh.VerifyIgnoringTimestamp(body, http.Header{"Svix-Id": {id}, "Svix-Timestamp": {ts}, "Svix-Signature": {sig}}) == nil {
+				sdkWant = i
+				break
+			}
+		}
+		if got != sdkWant {
+			t.Fatalf("Verify(%q, %q, %q, %q) = %d; the SDK matches key %d", body, id, ts, sig, got, sdkWant)
 		}
 		if err != nil && !errors.Is(err, signature.ErrSignatureMismatch) {
 			t.Fatalf("Verify error = %v, want %v", err, signature.ErrSignatureMismatch)
