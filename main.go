@@ -28,6 +28,7 @@ import (
 	"github.com/postern-dev/postern/config"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/demo"
+	"github.com/postern-dev/postern/proxy/jsonlog"
 	"github.com/postern-dev/postern/proxy/signature"
 	"github.com/postern-dev/postern/proxy/telemetry"
 )
@@ -137,8 +138,8 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 	defer out.Close()
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
-	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}))
-	audit := slog.New(slog.NewJSONHandler(out, nil))
+	log := slog.New(jsonlog.New(out, &slog.HandlerOptions{Level: level}))
+	audit := slog.New(jsonlog.New(out, nil))
 
 	if !hasVar(environ, "GOGC") {
 		// postern's live heap is a few MiB (up to about 13 MiB with

@@ -44,7 +44,8 @@ type record struct {
 
 // finish writes the audit record and ends the server span.
 func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
-	dur := h.opts.Now().Sub(rec.start)
+	end := h.opts.Now()
+	dur := end.Sub(rec.start)
 	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
 		slog.String("msg_id", rec.msgID),
@@ -69,9 +70,16 @@ func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
 	if rec.body != nil {
 		attrs = append(attrs, slog.String("body", string(rec.body)))
 	}
-	h.opts.Audit.LogAttrs(ctx, slog.LevelInfo, "webhook", attrs...)
+	// The handler directly, as slog.Logger.LogAttrs does but without the
+	// caller's program counter (runtime.Callers), which the audit record
+	// does not show.
+	if ah := h.opts.Audit.Handler(); ah.Enabled(ctx, slog.LevelInfo) {
+		r := slog.NewRecord(end, slog.LevelInfo, "webhook", 0)
+		r.AddAttrs(attrs...)
+		ah.Handle(ctx, r) // an audit write error has nowhere better to go
+	}
 
-	h.metrics.requests.Add(ctx, 1, h.metrics.attrs("outcome", rec.outcome, "reason", rec.reason))
+	h.metrics.requests.Add(ctx, 1, h.metrics.options("outcome", rec.outcome, "reason", rec.reason)...)
 	h.metrics.duration.Record(ctx, dur.Seconds())
 
 	if span.IsRecording() {

@@ -33,8 +33,8 @@ type metrics struct {
 	dedupeHits metric.Int64Counter
 	violations metric.Int64Counter
 
-	mu      sync.RWMutex
-	options map[[4]string]metric.MeasurementOption
+	mu    sync.RWMutex
+	cache map[[4]string][]metric.AddOption
 }
 
 func newMetrics(m metric.Meter, d *dedupe) (*metrics, error) {
@@ -64,7 +64,7 @@ func newMetrics(m metric.Meter, d *dedupe) (*metrics, error) {
 		skew:       hist("postern_timestamp_skew", "postern's clock minus the webhook timestamp, for requests with well-formed headers.", skewBuckets),
 		dedupeHits: counter("postern_dedupe_hits", "Deliveries answered from the dedupe store, by kind (acked, in_flight)."),
 		violations: counter("postern_schema_violations", "Schema violations by event type."),
-		options:    make(map[[4]string]metric.MeasurementOption),
+		cache:      make(map[[4]string][]metric.AddOption),
 	}
 	var err error
 	x.inFlight, err = m.Int64UpDownCounter("postern_requests_in_flight", metric.WithDescription("Webhook requests being handled."))
@@ -89,9 +89,15 @@ func newMetrics(m metric.Meter, d *dedupe) (*metrics, error) {
 // attrs returns the cached measurement option for up to two key/value
 // pairs (pass "" for unused ones). A cache hit does not allocate.
 func (x *metrics) attrs(k1, v1, k2, v2 string) metric.MeasurementOption {
+	return x.options(k1, v1, k2, v2)[0].(metric.MeasurementOption)
+}
+
+// options is attrs as a cached one-element slice, to pass to Add with ...
+// so that the variadic argument does not allocate either.
+func (x *metrics) options(k1, v1, k2, v2 string) []metric.AddOption {
 	key := [4]string{k1, v1, k2, v2}
 	x.mu.RLock()
-	o, ok := x.options[key]
+	o, ok := x.cache[key]
 	x.mu.RUnlock()
 	if ok {
 		return o
@@ -100,9 +106,9 @@ func (x *metrics) attrs(k1, v1, k2, v2 string) metric.MeasurementOption {
 	if k2 != "" {
 		a = append(a, attribute.String(k2, v2))
 	}
-	o = metric.WithAttributeSet(attribute.NewSet(a...))
+	o = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a...))}
 	x.mu.Lock()
-	x.options[key] = o
+	x.cache[key] = o
 	x.mu.Unlock()
 	return o
 }

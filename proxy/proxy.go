@@ -187,8 +187,8 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			Detail: "webhooks are delivered with POST"})
 		return
 	}
-	body, release, perr := h.readBody(w, r)
-	defer release()
+	body, reserved, perr := h.readBody(w, r)
+	defer h.budget.release(reserved)
 	rec.bytes = len(body)
 	if perr != nil {
 		h.reject(w, rec, perr)
@@ -212,12 +212,12 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		dspan.End()
 		switch claim {
 		case claimAcked:
-			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.attrs("kind", "acked", "", ""))
+			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.options("kind", "acked", "", "")...)
 			rec.outcome, rec.status = OutcomeDuplicate, http.StatusOK
 			writeJSON(w, `{"duplicate":true}`)
 			return
 		case claimInFlight:
-			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.attrs("kind", "in_flight", "", ""))
+			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.options("kind", "in_flight", "", "")...)
 			rec.outcome = OutcomeDuplicate
 			h.reject(w, rec, &Error{Status: http.StatusConflict, Reason: ReasonDeliveryInFlight,
 				Detail: "a delivery of this message is in progress", RetryAfter: retryAfterInFlight})
@@ -271,31 +271,40 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	acked = ur.status >= 200 && ur.status < 300
 }
 
-// readBody reads the body under the size cap.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), perr *Error) {
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Reason: ReasonBodyTooLarge,
-		Detail: fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes)}
-	release = func() {}
+// readBody reads the body under the size cap. The caller releases reserved
+// from the budget when done with the body.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, reserved int64, perr *Error) {
 	if r.ContentLength > h.opts.MaxBodyBytes {
 		w.Header().Set("Connection", "close")
-		return nil, release, tooLarge
+		return nil, 0, h.tooLarge()
 	}
-	body, reserved, err := h.budget.readBody(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes), r.ContentLength)
-	release = func() { h.budget.release(reserved) }
+	src := r.Body
+	if r.ContentLength < 0 {
+		// Chunked: only the cap bounds it. A body with a Content-Length
+		// ends there, which is checked above.
+		src = http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes)
+	}
+	body, reserved, err := h.budget.readBody(src, r.ContentLength)
 	if errors.Is(err, errBudget) {
 		w.Header().Set("Connection", "close")
-		return nil, release, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonOverloaded,
+		return nil, reserved, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonOverloaded,
 			Detail: "too many large bodies in flight; retry shortly", RetryAfter: retryAfterUnavailable}
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return body, release, tooLarge
+			return body, reserved, h.tooLarge()
 		}
-		return body, release, &Error{Status: http.StatusBadRequest, Reason: ReasonBodyReadFailed,
+		return body, reserved, &Error{Status: http.StatusBadRequest, Reason: ReasonBodyReadFailed,
 			Detail: "the request body could not be read", Err: err}
 	}
-	return body, release, nil
+	return body, reserved, nil
+}
+
+// tooLarge is the answer to a body over MaxBodyBytes.
+func (h *Handler) tooLarge() *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Reason: ReasonBodyTooLarge,
+		Detail: fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes)}
 }
 
 // verify checks the signature headers, the timestamp window and the HMAC,
@@ -319,8 +328,10 @@ func (h *Handler) verify(ctx context.Context, header http.Header, body []byte) (
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
-	h.metrics.keyMatches.Add(ctx, 1, h.metrics.attrs("key_index", strconv.Itoa(keyIndex), "", ""))
-	span.SetAttributes(attribute.Int("postern.key_index", keyIndex))
+	h.metrics.keyMatches.Add(ctx, 1, h.metrics.options("key_index", strconv.Itoa(keyIndex), "", "")...)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("postern.key_index", keyIndex))
+	}
 	return hdr, keyIndex, nil
 }
 
@@ -367,7 +378,7 @@ func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, 
 	}
 	known, err = h.opts.Schemas.Validate(eventType, doc)
 	if err != nil {
-		h.metrics.violations.Add(ctx, 1, h.metrics.attrs("event_type", eventType, "", ""))
+		h.metrics.violations.Add(ctx, 1, h.metrics.options("event_type", eventType, "", "")...)
 		return eventType, known, &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonSchemaViolation,
 			Detail: err.Error(), Err: err}
 	}
