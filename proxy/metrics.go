@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -27,7 +28,7 @@ type metrics struct {
 	verify     metric.Float64Histogram
 	validate   metric.Float64Histogram
 	forward    metric.Float64Histogram
-	inFlight   metric.Int64UpDownCounter
+	inFlight   atomic.Int64 // observed at collection, not recorded per request
 	keyMatches metric.Int64Counter
 	skew       metric.Float64Histogram
 	dedupeHits metric.Int64Counter
@@ -67,7 +68,12 @@ func newMetrics(m metric.Meter, d *dedupe) (*metrics, error) {
 		cache:      make(map[[4]string][]metric.AddOption),
 	}
 	var err error
-	x.inFlight, err = m.Int64UpDownCounter("postern_requests_in_flight", metric.WithDescription("Webhook requests being handled."))
+	_, err = m.Int64ObservableUpDownCounter("postern_requests_in_flight",
+		metric.WithDescription("Webhook requests being handled."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(x.inFlight.Load())
+			return nil
+		}))
 	errs = append(errs, err)
 	if d != nil {
 		_, err = m.Int64ObservableGauge("postern_dedupe_entries",

@@ -157,11 +157,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if span.IsRecording() {
 		span.SetAttributes(serverAttributes(r)...)
 	}
-	h.metrics.inFlight.Add(ctx, 1)
+	h.metrics.inFlight.Add(1)
 	rec := &record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID(), keyIndex: -1}
 	h.serve(ctx, w, r, rec)
 	h.finish(ctx, span, rec)
-	h.metrics.inFlight.Add(ctx, -1)
+	h.metrics.inFlight.Add(-1)
 	if rec.aborted {
 		// The app's response broke after its status was sent: cut the
 		// connection so the sender cannot read it as a complete answer.

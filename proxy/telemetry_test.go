@@ -182,3 +182,54 @@ func labels(set attribute.Set) string {
 	}
 	return "{" + strings.Join(parts, ",") + "}"
 }
+
+// TestInFlightGauge: postern_requests_in_flight counts the request the app
+// is holding, and drops back when it answers.
+func TestInFlightGauge(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	held, release := make(chan struct{}), make(chan struct{})
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		close(held)
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}, func(o *Options) { o.Meter = mp.Meter("test") })
+	inFlight := func() int64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "postern_requests_in_flight" && len(s.DataPoints) == 1 {
+					return s.DataPoints[0].Value
+				}
+			}
+		}
+		t.Fatal("no postern_requests_in_flight data point")
+		return -1
+	}
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, rg.proxy.URL+"/", strings.NewReader(validBody))
+		req.Header = signed(testKey, "msg_if", testNow, validBody)
+		resp, err := rg.proxy.Client().Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-held
+	if got := inFlight(); got != 1 {
+		t.Errorf("in flight while the app holds the request = %d, want 1", got)
+	}
+	close(release)
+	if status := <-done; status != http.StatusNoContent {
+		t.Fatalf("status = %d, want 204", status)
+	}
+	if got := inFlight(); got != 0 {
+		t.Errorf("in flight after the answer = %d, want 0", got)
+	}
+}
