@@ -2,8 +2,12 @@ package schema
 
 import (
 	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
@@ -136,4 +140,121 @@ func refEventType(tokens []string, doc any) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// FuzzFastPathSound checks the fast path against the library on the
+// built-in schema and testdata/schemas: it may say valid only when the
+// library accepts the body, and invalid only when the library refuses it.
+func FuzzFastPathSound(f *testing.F) {
+	for _, tt := range fastCases {
+		f.Add([]byte(tt.body))
+	}
+	set := testSet(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, err := strictjson.Parse(data)
+		if err != nil {
+			return
+		}
+		for eventType, sch := range set.schemas {
+			checkSound(t, eventType, sch, doc)
+		}
+	})
+}
+
+// FuzzFastPathSchemaSound fuzzes the schema as well as the body: any schema
+// the library compiles and the fast path takes must obey the same rule.
+func FuzzFastPathSchemaSound(f *testing.F) {
+	names, err := filepath.Glob(filepath.Join("testdata", "schemas", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	names = append(names, "REFERRAL_CREATED.json")
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, tt := range fastCases {
+			if tt.eventType+".json" == filepath.Base(name) {
+				f.Add(data, []byte(tt.body))
+			}
+		}
+	}
+	for _, seed := range []struct{ schema, body string }{
+		{`{"not":{"type":"integer"},"oneOf":[true,{"const":2.0}]}`, `2`},
+		{`{"anyOf":[false,{"enum":[[1.0],{"a":null}]}]}`, `[1]`},
+		{`{"if":{"type":"string"},"then":{"pattern":"^a"},"else":{"maximum":3}}`, `"ab"`},
+		{`{"items":{"minimum":-1.5,"exclusiveMaximum":2},"maxItems":3}`, `[-1.5,1.99]`},
+	} {
+		f.Add([]byte(seed.schema), []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, schemaJSON, data []byte) {
+		doc, err := strictjson.Parse(data)
+		if err != nil {
+			return
+		}
+		set, err := compile(fstest.MapFS{"S.json": {Data: schemaJSON}}, "file:///postern/fuzz/")
+		if err != nil {
+			return
+		}
+		checkSound(t, string(schemaJSON), set.schemas["S"], doc)
+	})
+}
+
+// checkSound fails when the fast path's verdict on doc contradicts the library.
+func checkSound(t *testing.T, name string, sch compiled, doc any) {
+	t.Helper()
+	if sch.fast == nil {
+		return
+	}
+	got := sch.fast.check(doc)
+	if got == unsure {
+		return
+	}
+	if err := sch.lib.Validate(doc); (err == nil) != (got == valid) {
+		t.Fatalf("%s: fast path says %v, library says %v", name, got, err)
+	}
+}
+
+// FuzzPlainDateTime checks that every string in the fast path's date-time
+// subset is a date-time to the library.
+func FuzzPlainDateTime(f *testing.F) {
+	for _, s := range []string{"2026-11-26T10:00:00Z", "2024-02-29T23:59:59.123+05:30", "2016-12-31T23:59:60Z", "2026-11-26t10:00:00z", "0000-01-01T00:00:00Z"} {
+		f.Add(s)
+	}
+	sch := formatSet(f).schemas["DATE_TIME"].lib
+	f.Fuzz(func(t *testing.T, s string) {
+		if isPlainDateTime(s) {
+			if err := sch.Validate(s); err != nil {
+				t.Fatalf("isPlainDateTime(%q) = true, library says %v", s, err)
+			}
+		}
+	})
+}
+
+// FuzzDecimal checks parseDecimal and cmp against math/big, as the library
+// reads numbers.
+func FuzzDecimal(f *testing.F) {
+	f.Add("0", "-0")
+	f.Add("1.50", "1.5")
+	f.Add("-10", "-9.99")
+	f.Add("1e3", "1000")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		da, okA := parseDecimal(a)
+		db, okB := parseDecimal(b)
+		if !okA || !okB {
+			return
+		}
+		ra, okA := new(big.Rat).SetString(a)
+		rb, okB := new(big.Rat).SetString(b)
+		if !okA || !okB {
+			t.Fatalf("parseDecimal took %q and %q, big.Rat ok: %v, %v", a, b, okA, okB)
+		}
+		if got, want := da.cmp(db), ra.Cmp(rb); got != want {
+			t.Fatalf("cmp(%s, %s) = %d, want %d", a, b, got, want)
+		}
+		if got, want := da.frac == "", ra.IsInt(); got != want {
+			t.Fatalf("%s: whole = %v, want %v", a, got, want)
+		}
+	})
 }

@@ -26,7 +26,14 @@ const maxDetails = 3
 // Set is the compiled schemas, keyed by event type. It is safe for
 // concurrent use.
 type Set struct {
-	schemas map[string]*jsonschema.Schema
+	schemas map[string]compiled
+}
+
+// compiled is one event type's schema: the library's, and the fast path's
+// when the schema only uses keywords the fast path implements.
+type compiled struct {
+	lib  *jsonschema.Schema
+	fast *node // nil: the library always runs
 }
 
 // Builtin returns the embedded schema set (REFERRAL_CREATED).
@@ -62,7 +69,10 @@ func compile(fsys fs.FS, base string) (*Set, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
+	// compileFast mirrors this configuration: change both together.
+	//
 	// Every file is added first so that schemas can $ref each other.
+	docs := make(map[string]any, len(names))
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
@@ -75,14 +85,15 @@ func compile(fsys fs.FS, base string) (*Set, error) {
 		if err := c.AddResource(base+name, doc); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		docs[name] = doc
 	}
-	s := &Set{schemas: make(map[string]*jsonschema.Schema, len(names))}
+	s := &Set{schemas: make(map[string]compiled, len(names))}
 	for _, name := range names {
 		sch, err := c.Compile(base + name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: does not compile: %w", name, err)
 		}
-		s.schemas[strings.TrimSuffix(name, ".json")] = sch
+		s.schemas[strings.TrimSuffix(name, ".json")] = compiled{lib: sch, fast: compileFast(docs[name])}
 	}
 	return s, nil
 }
@@ -101,12 +112,19 @@ func (s *Set) EventTypes() []string {
 // json.Number, bool and nil) against the schema of eventType. known is false
 // when there is no schema for eventType. A violation wraps ErrViolation and
 // names the failing fields.
+//
+// A fast validator compiled with the schema answers first when it can tell
+// for certain that doc is valid; otherwise the library decides and words the
+// violation.
 func (s *Set) Validate(eventType string, doc any) (known bool, err error) {
 	sch, ok := s.schemas[eventType]
 	if !ok {
 		return false, nil
 	}
-	if err := sch.Validate(doc); err != nil {
+	if sch.fast != nil && sch.fast.check(doc) == valid {
+		return true, nil
+	}
+	if err := libValidate(sch.lib, doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
 			return true, fmt.Errorf("%w: %s", ErrViolation, describe(ve))
@@ -114,6 +132,20 @@ func (s *Set) Validate(eventType string, doc any) (known bool, err error) {
 		return true, fmt.Errorf("%w: %v", ErrViolation, err)
 	}
 	return true, nil
+}
+
+// errUncheckable stands for a panic inside the library: jsonschema/v6
+// dereferences nil when a number such as 1e2000000 meets minimum, maximum or
+// multipleOf. A document the library cannot check is not known to be valid.
+var errUncheckable = errors.New("a number is too large or too small for the schema to check")
+
+func libValidate(sch *jsonschema.Schema, doc any) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errUncheckable
+		}
+	}()
+	return sch.Validate(doc)
 }
 
 // describe names the failing fields: the leaves of the error tree.

@@ -10,7 +10,7 @@ import (
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
 
-func parse(t *testing.T, s string) any {
+func parse(t testing.TB, s string) any {
 	t.Helper()
 	doc, err := strictjson.Parse([]byte(s))
 	if err != nil {
