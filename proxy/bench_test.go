@@ -205,3 +205,36 @@ func postInParallel(b *testing.B, rt http.RoundTripper, target string, body []by
 		}
 	})
 }
+
+// BenchmarkExchange is the handler's forwarding step alone, as
+// BenchmarkForwarders measures its alternatives: the request to the app
+// written straight from the sender's (outbound), the app's 204 read by
+// respHead, from parallel goroutines over loopback.
+func BenchmarkExchange(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer upstream.Close()
+	target, _ := url.Parse(upstream.URL)
+	fw := &forwarder{target: target, client: &Client{}, timeout: 10 * time.Second}
+	defer fw.client.CloseIdleConnections()
+	body := []byte(benchBody)
+	sig := signed(testKey, "msg_bench", time.Now(), benchBody)
+	v := verifiedHeaders{names: [3]string{"Svix-Id", "Svix-Timestamp", "Svix-Signature"}, id: sig.Get("Svix-Id"),
+		timestamp: sig.Get("Svix-Timestamp"), signature: sig.Get("Svix-Signature"), eventType: "REFERRAL_CREATED"}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.RunParallel(func(pb *testing.PB) {
+		in := httptest.NewRequest(http.MethodPost, "/hook", nil)
+		in.Header = sig // only read
+		for pb.Next() {
+			o := outbound{f: fw, in: in, body: body, verified: v}
+			o.prepare()
+			ur, perr := fw.send(in.Context(), &o)
+			if perr != nil || ur.status != http.StatusNoContent {
+				b.Fatalf("got %v %v, want 204", ur, perr)
+			}
+		}
+	})
+}

@@ -22,7 +22,9 @@ import (
 // returns to a LIFO pool when the body has been read to the end. It does
 // the work of http.Transport's two per-connection goroutines and their
 // channel handoffs without them, which is most of a proxy's per-request
-// cost on loopback (see BenchmarkForwarders).
+// cost on loopback (see BenchmarkForwarders). The handler uses a faster
+// path on the same pool (exchange), which writes the forwarded request
+// straight from the sender's and parses the response head itself.
 //
 // It sends exactly the headers of the request plus Host and Content-Length;
 // requests must have a body of known length. It never follows a proxy from
@@ -47,10 +49,12 @@ var _ http.RoundTripper = (*Client)(nil)
 // clientConn is one pooled connection.
 type clientConn struct {
 	conn     net.Conn
+	peek     *peeker
 	read     countingReader
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
+	head     respHead // the exchange path's last response head
 }
 
 // maxResponseHeaderBytes bounds the app's response headers, 1xx ones
@@ -128,14 +132,26 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 	return resp, reused, nil
 }
 
-// get returns a pooled connection to addr, or a new one.
+// get returns a pooled connection, or a new one to addr.
 func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool) (*clientConn, bool, error) {
+	if !fresh {
+		if cc := c.pooled(); cc != nil {
+			return cc, true, nil
+		}
+	}
+	cc, err := c.dial(ctx, scheme, addr)
+	return cc, false, err
+}
+
+// pooled returns the most recently used pooled connection that is still
+// usable, or nil.
+func (c *Client) pooled() *clientConn {
 	now := time.Now()
-	for !fresh {
+	for {
 		c.mu.Lock()
 		if len(c.idle) == 0 {
 			c.mu.Unlock()
-			break
+			return nil
 		}
 		cc := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
@@ -143,19 +159,22 @@ func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool) (*cli
 		// A pooled connection is reused only if it is quiet: bytes waiting
 		// on it are an answer nobody asked for (which would otherwise be
 		// read as this request's answer), and EOF means the app closed it.
-		if now.Sub(cc.lastUsed) < c.idleTimeout() && quiet(cc.conn) {
-			return cc, true, nil
+		if now.Sub(cc.lastUsed) < c.idleTimeout() && cc.peek.quiet() {
+			return cc
 		}
 		cc.conn.Close()
 	}
+}
 
+// dial opens a connection to addr.
+func (c *Client) dial(ctx context.Context, scheme, addr string) (*clientConn, error) {
 	d := c.Dialer
 	if d == nil {
 		d = &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if scheme == "https" {
 		cfg := c.TLSConfig.Clone()
@@ -168,15 +187,15 @@ func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool) (*cli
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, false, err
+			return nil, err
 		}
 		conn = tc
 	}
-	cc := &clientConn{conn: conn}
+	cc := &clientConn{conn: conn, peek: newPeeker(conn)}
 	cc.read.r = conn
 	cc.br = bufio.NewReaderSize(&cc.read, 8<<10)
 	cc.bw = bufio.NewWriterSize(conn, 16<<10)
-	return cc, false, nil
+	return cc, nil
 }
 
 // put returns a connection whose response was read to the end.
@@ -244,8 +263,7 @@ func (cc *clientConn) writeRequest(req *http.Request) error {
 		}
 	}
 	w.WriteString("Content-Length: ")
-	var num [20]byte
-	w.Write(strconv.AppendInt(num[:0], req.ContentLength, 10))
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), req.ContentLength, 10))
 	w.WriteString("\r\n\r\n")
 	if req.Body != nil {
 		if _, err := io.Copy(w, req.Body); err != nil {
@@ -285,7 +303,7 @@ func validHeaderValue(v string) bool {
 // clientBody returns the connection to the pool once the body is read to
 // the end, and closes it if the body is abandoned.
 type clientBody struct {
-	rc     io.ReadCloser
+	rc     io.Reader
 	client *Client
 	cc     *clientConn
 	keep   bool

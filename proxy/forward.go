@@ -1,19 +1,18 @@
 package proxy
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/postern-dev/postern/proxy/signature"
 )
 
 // maxResponseBytes is how much of the app's response body postern holds
@@ -40,6 +39,29 @@ type forwarder struct {
 	target  *url.URL
 	client  *Client
 	timeout time.Duration
+
+	// What depends only on the target, worked out on first use.
+	ready    atomic.Bool
+	once     sync.Once
+	loopback bool   // the target is on loopback
+	plain    bool   // the target has no path, query or opaque part
+	scheme   string // of the target
+	addr     string // host:port to dial
+}
+
+// prepare works out what depends only on the target.
+func (f *forwarder) prepare() {
+	if f.ready.Load() {
+		return
+	}
+	f.once.Do(func() {
+		t := f.target
+		ip := net.ParseIP(t.Hostname())
+		f.loopback = (ip != nil && ip.IsLoopback()) || strings.EqualFold(t.Hostname(), "localhost")
+		f.plain = t.Opaque == "" && (t.Path == "" || t.Path == "/") && t.RawQuery == "" && !t.ForceQuery
+		f.scheme, f.addr = t.Scheme, hostPort(t)
+		f.ready.Store(true)
+	})
 }
 
 // host is the Host header for the app: the sender's for an app on loopback
@@ -48,110 +70,48 @@ type forwarder struct {
 // whose virtual hosting and TLS name expect it. X-Forwarded-Host carries the
 // sender's in both cases.
 func (f *forwarder) host(in *http.Request) string {
-	if ip := net.ParseIP(f.target.Hostname()); (ip != nil && ip.IsLoopback()) || strings.EqualFold(f.target.Hostname(), "localhost") {
+	f.prepare()
+	if f.loopback {
 		return in.Host
 	}
 	return f.target.Host
 }
 
-// upstreamResponse is the app's answer, with its body held in full (or, past
-// maxResponseBytes, the head of it and the rest still to stream).
-type upstreamResponse struct {
-	status int
-	header http.Header
-	body   []byte
-	rest   io.ReadCloser // non-nil when the body exceeded maxResponseBytes
-}
-
-// outbound builds the request to the app: the same path and query, the
-// original headers minus hop-by-hop, spoofable and underscore headers, then
-// X-Forwarded-*, and the verified headers set last.
-func (f *forwarder) outbound(ctx context.Context, in *http.Request, body []byte, verified http.Header, tracing bool) *http.Request {
+// targetURL is the app's URL for in: the same path (after the target's)
+// and query.
+func (f *forwarder) targetURL(in *url.URL) *url.URL {
 	u := *f.target
-	u.Path, u.RawPath = joinPath(f.target, in.URL)
-	u.RawQuery = in.URL.RawQuery
-	if f.target.RawQuery != "" && in.URL.RawQuery != "" {
-		u.RawQuery = f.target.RawQuery + "&" + in.URL.RawQuery
+	u.Path, u.RawPath = joinPath(f.target, in)
+	u.RawQuery = in.RawQuery
+	if f.target.RawQuery != "" && in.RawQuery != "" {
+		u.RawQuery = f.target.RawQuery + "&" + in.RawQuery
 	} else if f.target.RawQuery != "" {
 		u.RawQuery = f.target.RawQuery
 	}
-	out := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        cleanRequestHeader(in.Header, tracing),
-		Host:          f.host(in),
-		ContentLength: int64(len(body)),
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		GetBody: func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(body)), nil
-		},
-	}
-	out = out.WithContext(ctx)
-	setForwarded(out.Header, in)
-	for k, v := range verified {
-		out.Header[k] = v
-	}
-	return out
+	return &u
 }
 
-// cleanRequestHeader copies h without hop-by-hop headers (and those named
-// in Connection, except the ones postern sets again or the app needs),
-// without any Postern-* header and without header names holding an
-// underscore (which some servers read as a dash: svix_id as svix-id).
-func cleanRequestHeader(h http.Header, tracing bool) http.Header {
-	out := make(http.Header, len(h)+6)
-	for k, v := range h {
-		if strings.ContainsRune(k, '_') || hasPrefixFold(k, "Postern-") {
-			continue
-		}
-		out[k] = v
+// writeTarget writes targetURL(in).RequestURI() without building the URL
+// when the target is a plain scheme://host[:port][/].
+func (f *forwarder) writeTarget(w *bufio.Writer, in *url.URL) {
+	if !f.plain {
+		w.WriteString(f.targetURL(in).RequestURI())
+		return
 	}
-	for _, c := range h["Connection"] {
-		for name := range strings.SplitSeq(c, ",") {
-			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
-			if name != "Content-Type" {
-				delete(out, name)
-			}
-		}
+	p := in.EscapedPath()
+	if p == "" {
+		p = "/"
 	}
-	for _, k := range hopHeaders {
-		delete(out, k)
+	w.WriteString(p)
+	if in.RawQuery != "" {
+		w.WriteByte('?')
+		w.WriteString(in.RawQuery)
 	}
-	delete(out, "Expect")         // the body is already here
-	delete(out, "Content-Length") // set from the body
-	// With tracing on, the forward span's context replaces the sender's; off,
-	// a well-formed single traceparent passes through, and a repeated one
-	// (which W3C trace context makes invalid) is dropped.
-	if tracing || len(out["Traceparent"]) != 1 {
-		delete(out, "Traceparent")
-		delete(out, "Tracestate")
-	}
-	// The signature headers go on only as the verified set, which the caller
-	// sets again: a stray svix-id beside a verified webhook-* set (or the
-	// reverse) would reach the app unverified, where it may serve as the
-	// idempotency key.
-	for _, k := range signature.HeaderNames {
-		delete(out, k)
-	}
-	return out
 }
 
-func setForwarded(h http.Header, in *http.Request) {
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		h.Set("X-Forwarded-For", ip)
-	}
-	h.Set("X-Forwarded-Host", in.Host)
-	if in.TLS != nil {
-		h.Set("X-Forwarded-Proto", "https")
-	} else {
-		h.Set("X-Forwarded-Proto", "http")
-	}
+// spanRequest is the outbound request as the forward span describes it.
+func (f *forwarder) spanRequest(in *http.Request) *http.Request {
+	return &http.Request{Method: http.MethodPost, URL: f.targetURL(in.URL)}
 }
 
 func hasPrefixFold(s, prefix string) bool {
@@ -179,59 +139,34 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 	return p, joined
 }
 
-// send delivers out and reads the app's response. A request that failed on
-// a reused keep-alive connection before any response arrived is sent once
-// more on a new connection: the app closed an idle connection just as
-// postern picked it, and never saw the request complete. Only a *Client
-// reports such failures (ErrNoResponse); with another transport there is
-// no resend.
-func (f *forwarder) send(out *http.Request) (*upstreamResponse, *Error) {
-	ctx, cancel := context.WithTimeout(out.Context(), f.timeout)
-	defer cancel()
-	req := out.WithContext(ctx)
-	resp, reused, err := f.client.roundTrip(req, false)
-	if err != nil && reused && ctx.Err() == nil && errors.Is(err, ErrNoResponse) {
-		req.Body, _ = out.GetBody()
-		resp, _, err = f.client.roundTrip(req, true)
+// send delivers o and reads the app's response, within the upstream
+// timeout. A request that failed on a reused keep-alive connection before
+// any response arrived is sent once more on a new connection: the app
+// closed an idle connection just as postern picked it, and never saw the
+// request complete.
+func (f *forwarder) send(ctx context.Context, o *outbound) (*upstreamResponse, *Error) {
+	f.prepare()
+	deadline := time.Now().Add(f.timeout)
+	ur, reused, err := f.client.exchange(ctx, o, deadline, false)
+	if err != nil && reused && time.Now().Before(deadline) && errors.Is(err, ErrNoResponse) {
+		ur, _, err = f.client.exchange(ctx, o, deadline, true)
 	}
 	if err != nil {
-		return nil, upstreamError(ctx, err)
+		return nil, upstreamError(deadline, err)
 	}
-	ur := &upstreamResponse{status: resp.StatusCode, header: resp.Header}
-	ur.body, err = readUpTo(resp.Body, resp.ContentLength, maxResponseBytes)
-	if err != nil {
-		resp.Body.Close()
-		return nil, upstreamError(ctx, err)
-	}
-	if len(ur.body) > maxResponseBytes {
-		ur.rest = resp.Body // the caller streams the rest and closes it
-		return ur, nil
-	}
-	resp.Body.Close()
 	return ur, nil
-}
-
-// readUpTo reads r to the end, or up to limit+1 bytes.
-func readUpTo(r io.Reader, contentLength int64, limit int) ([]byte, error) {
-	size := 512
-	if contentLength >= 0 && contentLength <= int64(limit) {
-		size = int(contentLength) + 1 // +1 to see EOF without growing
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
-	return buf.Bytes(), err
 }
 
 func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 // upstreamError maps a transport failure to the status contract.
-func upstreamError(ctx context.Context, err error) *Error {
+func upstreamError(deadline time.Time, err error) *Error {
 	var ne net.Error
 	switch {
 	case isRefused(err):
 		return &Error{Status: http.StatusServiceUnavailable, Reason: ReasonUpstreamUnavailable,
 			Detail: "the application is not accepting connections", RetryAfter: retryAfterUnavailable, Err: err}
-	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case !time.Now().Before(deadline), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Status: http.StatusGatewayTimeout, Reason: ReasonUpstreamTimeout,
 			Detail: "the application did not answer in time", Err: err}
 	}
@@ -243,19 +178,27 @@ func upstreamError(ctx context.Context, err error) *Error {
 // headers, with an explicit Content-Length when the whole body is held.
 func writeResponse(w http.ResponseWriter, ur *upstreamResponse) error {
 	h := w.Header()
-	for k, v := range ur.header {
-		h[k] = v
+	ah := &ur.header
+	for _, k := range ah.keys {
+		delete(h, k)
 	}
-	for _, c := range ur.header["Connection"] {
-		for name := range strings.SplitSeq(c, ",") {
-			h.Del(strings.TrimSpace(name))
+	for i, k := range ah.keys {
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, ah.vals[i])
+		} else {
+			h[k] = ah.vals[i : i+1 : i+1]
+		}
+	}
+	for i, k := range ah.keys {
+		if k == "Connection" {
+			deleteNamed(h, ah.vals[i])
 		}
 	}
 	for _, k := range hopHeaders {
 		delete(h, k)
 	}
 	if ur.rest == nil {
-		h["Content-Length"] = []string{strconv.Itoa(len(ur.body))}
+		h["Content-Length"] = ah.length
 		w.WriteHeader(ur.status)
 		w.Write(ur.body) // a sender that hung up after the app answered retries; dedupe answers it
 		return nil
@@ -267,4 +210,21 @@ func writeResponse(w http.ResponseWriter, ur *upstreamResponse) error {
 	// so the sender sees a broken response rather than a complete one.
 	_, err := io.Copy(w, ur.rest)
 	return err
+}
+
+// deleteNamed removes from h the headers a Connection value names, as
+// h.Del(strings.TrimSpace(name)) for each, without allocating.
+func deleteNamed(h http.Header, connection string) {
+	for name := range strings.SplitSeq(connection, ",") {
+		name = strings.TrimSpace(name)
+		if canonicalEquals(name, name) { // already canonical
+			delete(h, name)
+			continue
+		}
+		for k := range h {
+			if canonicalEquals(name, k) {
+				delete(h, k)
+			}
+		}
+	}
 }

@@ -2,15 +2,22 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // TestForwardedRequest checks what the app sees: the body byte-identical
@@ -189,5 +196,87 @@ func TestHostHeader(t *testing.T) {
 		if got := (&forwarder{target: u}).host(in); got != tt.want {
 			t.Errorf("%s: Host %q, want %q", tt.target, got, tt.want)
 		}
+	}
+}
+
+// TestForwardTLS forwards to an https app, which gets its own Host (it is
+// not on loopback by name) and the sender's in X-Forwarded-Host; the
+// connection is reused for the next delivery.
+func TestForwardTLS(t *testing.T) {
+	a := &app{handle: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App", "tls")
+		w.WriteHeader(http.StatusAccepted)
+	}}
+	var conns atomic.Int64
+	appSrv := httptest.NewUnstartedServer(a)
+	appSrv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	appSrv.StartTLS()
+	defer appSrv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(appSrv.Certificate())
+	client := &Client{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "example.com"}}
+	defer client.CloseIdleConnections()
+	target := strings.Replace(appSrv.URL, "127.0.0.1", "app.test", 1) // a remote name
+	h := newHandler(t, target, func(o *Options) { o.Client = client; o.Now = func() time.Time { return testNow } })
+	h.fwd.prepare()
+	h.fwd.addr = strings.TrimPrefix(appSrv.URL, "https://") // app.test resolves nowhere
+	px := newFrontend(t, h)
+	defer px.Close()
+	rg := &rig{app: a, handler: h, proxy: px}
+	for i := range 2 {
+		got := rg.post(t, "/hook", signed(testKey, fmt.Sprintf("msg_tls_%d", i), testNow, validBody), validBody)
+		if got.Status != http.StatusAccepted || got.Header.Get("X-App") != "tls" {
+			t.Fatalf("delivery %d: got %d %q X-App=%q, want 202 from the app", i, got.Status, got.Reason, got.Header.Get("X-App"))
+		}
+	}
+	reqs := a.requests()
+	if len(reqs) != 2 || reqs[0].Host != strings.TrimPrefix(target, "https://") {
+		t.Fatalf("app got %d requests, Host %q, want 2 with Host %q", len(reqs), reqs[0].Host, strings.TrimPrefix(target, "https://"))
+	}
+	if got := reqs[0].Header.Get("X-Forwarded-Host"); got != strings.TrimPrefix(px.URL, "http://") {
+		t.Errorf("X-Forwarded-Host %q, want the sender's Host %q", got, strings.TrimPrefix(px.URL, "http://"))
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("app saw %d connections, want 1 (the second delivery reuses it)", n)
+	}
+}
+
+// TestSenderGoneDoesNotCancelDelivery: a request whose context is already
+// cancelled (the sender hung up) is still delivered, on a new connection
+// and on a pooled one, with tracing off and on; the app's answer is
+// recorded, so the sender's retry is answered as a duplicate.
+func TestSenderGoneDoesNotCancelDelivery(t *testing.T) {
+	for _, tracing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tracing=%v", tracing), func(t *testing.T) {
+			rg := newRig(t, nil, func(o *Options) {
+				if tracing {
+					o.Tracer = sdktrace.NewTracerProvider().Tracer("test")
+				}
+			})
+			for i := range 2 { // a new connection, then the pooled one
+				id := fmt.Sprintf("msg_gone_%d", i)
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/hook", strings.NewReader(validBody))
+				for k, v := range signed(testKey, id, testNow, validBody) {
+					req.Header[k] = v
+				}
+				rr := httptest.NewRecorder()
+				rg.handler.ServeHTTP(rr, req)
+				if rr.Code != http.StatusNoContent {
+					t.Fatalf("%s: got %d %s, want the app's 204", id, rr.Code, rr.Body)
+				}
+				if retry := rg.post(t, "/hook", signed(testKey, id, testNow, validBody), validBody); retry.Status != http.StatusOK || retry.Body != `{"duplicate":true}` {
+					t.Errorf("%s: retry got %d %q, want 200 duplicate", id, retry.Status, retry.Body)
+				}
+			}
+			if n := len(rg.app.requests()); n != 2 {
+				t.Errorf("app received %d requests, want 2", n)
+			}
+		})
 	}
 }

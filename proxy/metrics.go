@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -124,5 +123,7 @@ func statusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "other"
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return classes[status/100-1]
 }
+
+var classes = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}

@@ -246,14 +246,8 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 	}
 
-	verified := http.Header{
-		hdr.Names[0]:         {hdr.ID},
-		hdr.Names[1]:         {hdr.Timestamp},
-		hdr.Names[2]:         {hdr.Signature},
-		"Postern-Verified":   {"true"},
-		"Postern-Event-Type": {eventType},
-		"Postern-Message-Id": {hdr.ID},
-	}
+	verified := verifiedHeaders{names: hdr.Names, id: hdr.ID, timestamp: hdr.Timestamp,
+		signature: hdr.Signature, eventType: eventType}
 	ur, perr := h.forward(ctx, r, body, verified)
 	if perr != nil {
 		rec.outcome = OutcomeUpstreamFailed
@@ -387,19 +381,27 @@ func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, 
 
 // forward sends the verified request to the app in a client span that
 // carries the trace context, and maps its answer to the status contract.
-func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, verified http.Header) (*upstreamResponse, *Error) {
-	// The delivery is not cancelled when the sender hangs up: the app
-	// finishes it, and the sender's retry is then answered as a duplicate.
-	ctx, span := h.startSpan(context.WithoutCancel(ctx), "forward", trace.SpanKindClient)
-	start := h.opts.Now()
-	out := h.fwd.outbound(ctx, r, body, verified, h.opts.Tracer != nil)
-	if h.opts.Tracer != nil {
-		h.opts.Propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, verified verifiedHeaders) (*upstreamResponse, *Error) {
+	tracing := h.opts.Tracer != nil
+	if tracing {
+		// The delivery is not cancelled when the sender hangs up: the app
+		// finishes it, and the sender's retry is then answered as a
+		// duplicate. (Without a span, nothing here watches ctx: the
+		// exchange has its own deadline and dials without cancellation.)
+		ctx = context.WithoutCancel(ctx)
 	}
-	ur, perr := h.fwd.send(out)
+	ctx, span := h.startSpan(ctx, "forward", trace.SpanKindClient)
+	start := h.opts.Now()
+	o := outbound{f: &h.fwd, in: r, body: body, verified: verified, tracing: tracing}
+	o.prepare()
+	if tracing {
+		o.extra = &carrier{o: o}
+		h.opts.Propagator.Inject(ctx, o.extra)
+	}
+	ur, perr := h.fwd.send(ctx, &o)
 	h.metrics.forward.Record(ctx, h.opts.Now().Sub(start).Seconds())
 	if span.IsRecording() {
-		span.SetAttributes(clientAttributes(out, ur, perr)...)
+		span.SetAttributes(clientAttributes(h.fwd.spanRequest(r), ur, perr)...)
 		if perr != nil {
 			span.SetStatus(codes.Error, perr.Reason)
 		}
@@ -408,7 +410,7 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, ver
 	if perr != nil {
 		return nil, perr
 	}
-	h.metrics.upstream.Add(ctx, 1, h.metrics.attrs("class", statusClass(ur.status), "", ""))
+	h.metrics.upstream.Add(ctx, 1, h.metrics.options("class", statusClass(ur.status), "", "")...)
 	if ur.status == http.StatusGone {
 		if ur.rest != nil {
 			ur.rest.Close()

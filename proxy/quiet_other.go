@@ -4,6 +4,10 @@ package proxy
 
 import "net"
 
-// quiet cannot peek on this platform; a stale connection is caught by the
+// peeker cannot peek on this platform; a stale connection is caught by the
 // resend on a new connection instead.
-func quiet(net.Conn) bool { return true }
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return nil }
+
+func (*peeker) quiet() bool { return true }
