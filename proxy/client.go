@@ -51,8 +51,7 @@ type clientConn struct {
 	conn     net.Conn
 	peek     *peeker
 	read     countingReader
-	br       *bufio.Reader
-	bw       *bufio.Writer
+	br       *bufio.Reader // from readers while in use; nil while idle
 	lastUsed time.Time
 	head     respHead // the exchange path's last response head
 }
@@ -114,7 +113,10 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 	deadline, _ := ctx.Deadline()
 	cc.conn.SetDeadline(deadline)
 	before := cc.read.n
-	if err := cc.writeRequest(req); err != nil {
+	bw := getWriter(cc.conn)
+	err = writeRequest(bw, req)
+	putWriter(bw)
+	if err != nil {
 		cc.conn.Close()
 		return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
 	}
@@ -160,6 +162,7 @@ func (c *Client) pooled() *clientConn {
 		// on it are an answer nobody asked for (which would otherwise be
 		// read as this request's answer), and EOF means the app closed it.
 		if now.Sub(cc.lastUsed) < c.idleTimeout() && cc.peek.quiet() {
+			cc.br = getReader(&cc.read)
 			return cc
 		}
 		cc.conn.Close()
@@ -193,13 +196,47 @@ func (c *Client) dial(ctx context.Context, scheme, addr string) (*clientConn, er
 	}
 	cc := &clientConn{conn: conn, peek: newPeeker(conn)}
 	cc.read.r = conn
-	cc.br = bufio.NewReaderSize(&cc.read, 8<<10)
-	cc.bw = bufio.NewWriterSize(conn, 16<<10)
+	cc.br = getReader(&cc.read)
 	return cc, nil
+}
+
+// The read and write buffers are shared by the connections through pools:
+// an idle connection holds none, so a pool of many idle connections costs
+// little memory, and a request needs a write buffer only while it is
+// written.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+)
+
+func getReader(r io.Reader) *bufio.Reader {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readers.Put(br)
+}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+// putWriter drops what bw holds unflushed (the rest of a request whose
+// writing failed) and pools it.
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writers.Put(bw)
 }
 
 // put returns a connection whose response was read to the end.
 func (c *Client) put(cc *clientConn) {
+	putReader(cc.br) // empty: the callers check
+	cc.br = nil
 	cc.conn.SetDeadline(time.Time{})
 	cc.lastUsed = time.Now()
 	c.mu.Lock()
@@ -239,8 +276,7 @@ func (c *Client) maxIdle() int {
 
 // writeRequest writes the request line, Host, the headers, Content-Length
 // and the body, and flushes once.
-func (cc *clientConn) writeRequest(req *http.Request) error {
-	w := cc.bw
+func writeRequest(w *bufio.Writer, req *http.Request) error {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
 	w.WriteString(req.URL.RequestURI())

@@ -43,7 +43,10 @@ func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, 
 	}
 	cc.conn.SetDeadline(deadline)
 	before := cc.read.n
-	if err := o.write(cc.bw); err != nil {
+	bw := getWriter(cc.conn)
+	err = o.write(bw)
+	putWriter(bw)
+	if err != nil {
 		cc.conn.Close()
 		return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
 	}

@@ -66,8 +66,7 @@ func referenceHead(f *forwarder, in *http.Request, body []byte, v verifiedHeader
 	out := &http.Request{Method: http.MethodPost, URL: f.targetURL(in.URL), Host: f.host(in), Header: h,
 		ContentLength: int64(len(body)), Body: io.NopCloser(bytes.NewReader(body))}
 	var buf bytes.Buffer
-	cc := &clientConn{bw: bufio.NewWriter(&buf)}
-	err := cc.writeRequest(out)
+	err := writeRequest(bufio.NewWriter(&buf), out)
 	return buf.Bytes(), err
 }
 

@@ -269,13 +269,12 @@ func TestResponseHeadAllocs(t *testing.T) {
 	conn := &fakeConn{}
 	cc := &clientConn{conn: conn}
 	cc.read.r = conn
-	cc.br = bufio.NewReaderSize(&cc.read, 8<<10)
 	c := &Client{}
 	r := bytes.NewReader(raw)
 	conn.r = r
 	allocs := testing.AllocsPerRun(100, func() {
 		r.Reset(raw)
-		cc.br.Reset(&cc.read)
+		cc.br = getReader(&cc.read) // put (in readBody) pooled the last one
 		c.idle = c.idle[:0]
 		if err := cc.readFinalHead(); err != nil {
 			t.Fatal(err)

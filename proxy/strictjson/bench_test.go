@@ -90,6 +90,17 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// BenchmarkParseString: the handler's call, with no copy of the body.
+func BenchmarkParseString(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(webhookBody)))
+	for b.Loop() {
+		if _, err := strictjson.ParseString(webhookBody); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkEncodingJSONUnmarshal(b *testing.B) {
 	body := []byte(webhookBody)
 	b.ReportAllocs()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"unicode/utf8"
@@ -32,6 +33,13 @@ func checkParse(t *testing.T, data []byte) {
 	got, err := strictjson.Parse(data)
 	if err != nil {
 		checkError(t, data, err)
+	}
+	gotS, errS := strictjson.ParseString(string(data))
+	if fmt.Sprint(errS) != fmt.Sprint(err) {
+		t.Fatalf("ParseString(%q) error %v, Parse error %v", data, errS, err)
+	}
+	if diff := cmp.Diff(got, gotS, treeOpts); diff != "" {
+		t.Fatalf("ParseString(%q) and Parse disagree (-Parse +ParseString):\n%s", data, diff)
 	}
 	want, refErr := decodeStdlib(data)
 	switch {

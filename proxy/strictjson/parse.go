@@ -3,6 +3,7 @@ package strictjson
 import (
 	"encoding/json"
 	"sync"
+	"unsafe"
 )
 
 // MaxDepth is the deepest nesting of arrays and objects Parse accepts. A
@@ -25,7 +26,20 @@ const maxPooledBytes = 64 << 10
 // holding any of them holds that whole copy. data itself is not retained and
 // may be reused once Parse returns. Parse is safe for concurrent use.
 func Parse(data []byte) (any, error) {
+	return parse(data, "")
+}
+
+// ParseString is Parse for a document held in a string: strings and numbers
+// in the tree are slices of s itself, with no copy made.
+func ParseString(s string) (any, error) {
+	return parse(unsafe.Slice(unsafe.StringData(s), len(s)), s)
+}
+
+// parse runs a pooled parser over data; src is data as a string, or "" to
+// have one made when the tree first needs it.
+func parse(data []byte, src string) (any, error) {
 	p := parsers.Get().(*parser)
+	p.src = src
 	v, err := p.parse(data)
 	p.reset()
 	if cap(p.scratch) <= maxPooledBytes && cap(p.vals) <= maxPooledBytes/16 {
