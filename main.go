@@ -45,10 +45,13 @@ const drainGrace = time.Second
 const logFlushInterval = 100 * time.Millisecond
 
 // gcPercent and memoryLimit are the GOGC and GOMEMLIMIT postern runs with
-// unless those variables are set.
+// unless those variables are set. The limit decides how often the collector
+// runs under load: in bench/run, with a full dedupe store, 24 MiB gave a
+// peak RSS of 36 MiB, 28 MiB 40.5 MiB for about a tenth less CPU per
+// request; 26 MiB keeps RSS under 40 MiB.
 const (
 	gcPercent   = 400
-	memoryLimit = 24 << 20
+	memoryLimit = 26 << 20
 )
 
 // maxProcs is the GOMAXPROCS postern runs with unless that variable is set.
