@@ -23,6 +23,11 @@ const Prefix = "POSTERN_"
 // delivery as failed. The upstream timeout must fit inside it.
 const SenderTimeout = 15 * time.Second
 
+// maxDedupeEntries bounds POSTERN_DEDUPE_MAX_ENTRIES: a billion ids take
+// about 34 GB, far beyond any sidecar, and the store indexes entries with
+// 32 bits.
+const maxDedupeEntries = 1_000_000_000
+
 // Config is postern's whole configuration. Each field's comment is the user
 // documentation of its variable; the README's table is kept in sync by a test.
 type Config struct {
@@ -211,8 +216,8 @@ func (c *Config) validate() []string {
 	if c.DedupeTTL <= 0 {
 		add("DEDUPE_TTL", "must be above 0, got %s", c.DedupeTTL)
 	}
-	if c.DedupeMaxEntries <= 0 {
-		add("DEDUPE_MAX_ENTRIES", "must be above 0, got %d", c.DedupeMaxEntries)
+	if c.DedupeMaxEntries <= 0 || c.DedupeMaxEntries > maxDedupeEntries {
+		add("DEDUPE_MAX_ENTRIES", "must be from 1 to %d, got %d", maxDedupeEntries, c.DedupeMaxEntries)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("SHUTDOWN_TIMEOUT", "must be above 0, got %s", c.ShutdownTimeout)

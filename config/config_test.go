@@ -224,6 +224,7 @@ func TestLoadProblems(t *testing.T) {
 		{name: "unknown DEDUPE", environ: withSecret("POSTERN_DEDUPE=redis"), want: []string{"POSTERN_DEDUPE"}},
 		{name: "zero DEDUPE_TTL", environ: withSecret("POSTERN_DEDUPE_TTL=0s"), want: []string{"POSTERN_DEDUPE_TTL"}},
 		{name: "zero DEDUPE_MAX_ENTRIES", environ: withSecret("POSTERN_DEDUPE_MAX_ENTRIES=0"), want: []string{"POSTERN_DEDUPE_MAX_ENTRIES"}},
+		{name: "huge DEDUPE_MAX_ENTRIES", environ: withSecret("POSTERN_DEDUPE_MAX_ENTRIES=1000000001"), want: []string{"POSTERN_DEDUPE_MAX_ENTRIES"}},
 		{name: "negative SHUTDOWN_TIMEOUT", environ: withSecret("POSTERN_SHUTDOWN_TIMEOUT=-1s"), want: []string{"POSTERN_SHUTDOWN_TIMEOUT"}},
 		{name: "unknown LOG_LEVEL", environ: withSecret("POSTERN_LOG_LEVEL=verbose"), want: []string{"POSTERN_LOG_LEVEL"}},
 		{name: "bad boolean", environ: withSecret("POSTERN_AUDIT_BODY=yes please"), want: []string{"POSTERN_AUDIT_BODY"}},
