@@ -117,18 +117,13 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 	err = writeRequest(bw, req)
 	putWriter(bw)
 	if err != nil {
-		cc.conn.Close()
-		return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
+		return nil, reused, cc.failed(before, err)
 	}
 	cc.read.limit = before + maxResponseHeaderBytes
 	resp, err = cc.readResponse(req)
 	cc.read.limit = 0
 	if err != nil {
-		cc.conn.Close()
-		if cc.read.n == before {
-			return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
-		}
-		return nil, reused, err
+		return nil, reused, cc.failed(before, err)
 	}
 	resp.Body = &clientBody{rc: resp.Body, client: c, cc: cc, keep: !resp.Close}
 	return resp, reused, nil
@@ -231,6 +226,17 @@ func getWriter(w io.Writer) *bufio.Writer {
 func putWriter(bw *bufio.Writer) {
 	bw.Reset(nil)
 	writers.Put(bw)
+}
+
+// failed closes cc after an error writing the request or reading the
+// response head; one met before any response byte wraps ErrNoResponse, so
+// that the request may be sent again on a new connection.
+func (cc *clientConn) failed(before int64, err error) error {
+	cc.conn.Close()
+	if cc.read.n == before {
+		return fmt.Errorf("%w: %w", ErrNoResponse, err)
+	}
+	return err
 }
 
 // put returns a connection whose response was read to the end.

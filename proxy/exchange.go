@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -47,18 +46,13 @@ func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, 
 	err = o.write(bw)
 	putWriter(bw)
 	if err != nil {
-		cc.conn.Close()
-		return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
+		return nil, reused, cc.failed(before, err)
 	}
 	cc.read.limit = before + maxResponseHeaderBytes
 	err = cc.readFinalHead()
 	cc.read.limit = 0
 	if err != nil {
-		cc.conn.Close()
-		if cc.read.n == before {
-			return nil, reused, fmt.Errorf("%w: %w", ErrNoResponse, err)
-		}
-		return nil, reused, err
+		return nil, reused, cc.failed(before, err)
 	}
 	ur, err = c.readBody(cc)
 	return ur, reused, err
