@@ -103,19 +103,14 @@ func BenchmarkDedupe(b *testing.B) {
 // loopback and reading its 204: postern's Client, a tuned http.Transport,
 // and httputil.ReverseProxy with Rewrite and a buffer pool (the baseline).
 func BenchmarkForwarders(b *testing.B) {
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer upstream.Close()
-	target, _ := url.Parse(upstream.URL)
+	target := noContentApp(b)
 	body := []byte(benchBody)
 	tuned := &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 4 * time.Second, DisableCompression: true}
 	defer tuned.CloseIdleConnections()
 	client := &Client{}
 	defer client.CloseIdleConnections()
 	roundTrip := func(rt http.RoundTripper) func(b *testing.B) {
-		return func(b *testing.B) { postInParallel(b, rt, upstream.URL+"/hook", body) }
+		return func(b *testing.B) { postInParallel(b, rt, target.String()+"/hook", body) }
 	}
 	b.Run("Client", roundTrip(client))
 	b.Run("Transport", roundTrip(tuned))
@@ -211,12 +206,7 @@ func postInParallel(b *testing.B, rt http.RoundTripper, target string, body []by
 // written straight from the sender's (outbound), the app's 204 read by
 // respHead, from parallel goroutines over loopback.
 func BenchmarkExchange(b *testing.B) {
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer upstream.Close()
-	target, _ := url.Parse(upstream.URL)
+	target := noContentApp(b)
 	fw := &forwarder{target: target, client: &Client{}, timeout: 10 * time.Second}
 	defer fw.client.CloseIdleConnections()
 	body := []byte(benchBody)
@@ -237,4 +227,16 @@ func BenchmarkExchange(b *testing.B) {
 			}
 		}
 	})
+}
+
+// noContentApp starts an app on loopback that reads each body and answers
+// 204, for the life of the benchmark, and returns its URL.
+func noContentApp(b *testing.B) *url.URL {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(upstream.Close)
+	target, _ := url.Parse(upstream.URL)
+	return target
 }
