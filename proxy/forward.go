@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,7 +40,6 @@ type forwarder struct {
 	timeout time.Duration
 
 	// What depends only on the target, worked out on first use.
-	ready    atomic.Bool
 	once     sync.Once
 	loopback bool   // the target is on loopback
 	plain    bool   // the target has no path, query or opaque part
@@ -51,16 +49,12 @@ type forwarder struct {
 
 // prepare works out what depends only on the target.
 func (f *forwarder) prepare() {
-	if f.ready.Load() {
-		return
-	}
 	f.once.Do(func() {
 		t := f.target
 		ip := net.ParseIP(t.Hostname())
 		f.loopback = (ip != nil && ip.IsLoopback()) || strings.EqualFold(t.Hostname(), "localhost")
 		f.plain = t.Opaque == "" && (t.Path == "" || t.Path == "/") && t.RawQuery == "" && !t.ForceQuery
 		f.scheme, f.addr = t.Scheme, hostPort(t)
-		f.ready.Store(true)
 	})
 }
 

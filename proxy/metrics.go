@@ -91,14 +91,9 @@ func newMetrics(m metric.Meter, d *dedupe) (*metrics, error) {
 	return x, nil
 }
 
-// attrs returns the cached measurement option for up to two key/value
-// pairs (pass "" for unused ones). A cache hit does not allocate.
-func (x *metrics) attrs(k1, v1, k2, v2 string) metric.MeasurementOption {
-	return x.options(k1, v1, k2, v2)[0].(metric.MeasurementOption)
-}
-
-// options is attrs as a cached one-element slice, to pass to Add with ...
-// so that the variadic argument does not allocate either.
+// options returns the cached attribute set for up to two key/value pairs
+// (pass "" for unused ones) as a one-element slice, to pass to Add with ...
+// so that neither the set nor the variadic argument allocates on a hit.
 func (x *metrics) options(k1, v1, k2, v2 string) []metric.AddOption {
 	key := [4]string{k1, v1, k2, v2}
 	x.mu.RLock()

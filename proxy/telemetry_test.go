@@ -233,3 +233,11 @@ func TestInFlightGauge(t *testing.T) {
 		t.Errorf("in flight after the answer = %d, want 0", got)
 	}
 }
+
+func TestStatusClass(t *testing.T) {
+	for status, want := range map[int]string{99: "other", 100: "1xx", 204: "2xx", 302: "3xx", 410: "4xx", 599: "5xx", 600: "other"} {
+		if got := statusClass(status); got != want {
+			t.Errorf("statusClass(%d) = %q, want %q", status, got, want)
+		}
+	}
+}
