@@ -19,6 +19,8 @@
 // Every error is a *SyntaxError carrying the byte offset of the problem; test
 // for the reason with errors.Is.
 //
-// Numbers are returned as json.Number holding the exact source text, never
-// converted to float64.
+// A document comes out as a value tree (Parse, ParseString) or as a Doc, a
+// flat list of values that costs no allocation per value, which the
+// webhook handler reuses across requests. Numbers keep their exact source
+// text (json.Number in the tree), never converted to float64.
 package strictjson

@@ -41,6 +41,7 @@ func checkParse(t *testing.T, data []byte) {
 	if diff := cmp.Diff(got, gotS, treeOpts); diff != "" {
 		t.Fatalf("ParseString(%q) and Parse disagree (-Parse +ParseString):\n%s", data, diff)
 	}
+	checkDoc(t, data, got, err)
 	want, refErr := decodeStdlib(data)
 	switch {
 	case err == nil && refErr != nil:
@@ -78,6 +79,56 @@ func checkParse(t *testing.T, data []byte) {
 			}
 		default:
 			t.Fatalf("Parse(%q) error: %v, but encoding/json accepts it", data, err)
+		}
+	}
+}
+
+// checkDoc checks Doc.ParseString against Parse's tree and error, and the
+// Doc's links: every value's Next is past it and inside its container, the
+// root's is the end, and Member finds each member of each object.
+func checkDoc(t *testing.T, data []byte, want any, wantErr error) {
+	t.Helper()
+	d := strictjson.Doc{Nodes: make([]strictjson.Node, 3)} // not empty: ParseString resets it
+	err := d.ParseString(string(data))
+	if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Fatalf("Doc.ParseString(%q) error %v, Parse error %v", data, err, wantErr)
+	}
+	if err != nil {
+		if len(d.Nodes) != 0 {
+			t.Fatalf("Doc.ParseString(%q) failed but left %d nodes", data, len(d.Nodes))
+		}
+		return
+	}
+	if diff := cmp.Diff(want, d.Value(0), treeOpts); diff != "" {
+		t.Fatalf("Doc.ParseString(%q) and Parse disagree (-Parse +Doc):\n%s", data, diff)
+	}
+	if got := d.Nodes[0].Next; int(got) != len(d.Nodes) {
+		t.Fatalf("Doc.ParseString(%q): root's Next is %d, want %d", data, got, len(d.Nodes))
+	}
+	for i, n := range d.Nodes {
+		if int(n.Next) <= i || int(n.Next) > len(d.Nodes) {
+			t.Fatalf("Doc.ParseString(%q): node %d's Next is %d", data, i, n.Next)
+		}
+		if n.Kind != strictjson.Object && n.Kind != strictjson.Array {
+			if int(n.Next) != i+1 {
+				t.Fatalf("Doc.ParseString(%q): leaf %d's Next is %d", data, i, n.Next)
+			}
+			continue
+		}
+		j := int32(i + 1)
+		for k := int32(0); k < n.Len; k++ {
+			if j >= n.Next {
+				t.Fatalf("Doc.ParseString(%q): member %d of node %d is outside it", data, k, i)
+			}
+			if n.Kind == strictjson.Object {
+				if m, ok := d.Member(int32(i), d.Nodes[j].Name); !ok || m != j {
+					t.Fatalf("Doc.ParseString(%q): Member(%d, %q) = %d, %v; want %d", data, i, d.Nodes[j].Name, m, ok, j)
+				}
+			}
+			j = d.Nodes[j].Next
+		}
+		if j != n.Next {
+			t.Fatalf("Doc.ParseString(%q): node %d's members end at %d, its Next is %d", data, i, j, n.Next)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package strictjson
 
 import (
-	"encoding/json"
 	"sync"
 	"unsafe"
 )
@@ -26,26 +25,57 @@ const maxPooledBytes = 64 << 10
 // holding any of them holds that whole copy. data itself is not retained and
 // may be reused once Parse returns. Parse is safe for concurrent use.
 func Parse(data []byte) (any, error) {
-	return parse(data, "")
+	return tree(data, "")
 }
 
 // ParseString is Parse for a document held in a string: strings and numbers
 // in the tree are slices of s itself, with no copy made.
 func ParseString(s string) (any, error) {
-	return parse(unsafe.Slice(unsafe.StringData(s), len(s)), s)
+	return tree(unsafe.Slice(unsafe.StringData(s), len(s)), s)
 }
 
-// parse runs a pooled parser over data; src is data as a string, or "" to
-// have one made when the tree first needs it.
-func parse(data []byte, src string) (any, error) {
+// ParseString parses s as Parse does, into d: it accepts and refuses the
+// same documents with the same errors, and d then holds what Parse's tree
+// would. Strings and numbers in d are slices of s where they have no escape.
+// On error, d is empty.
+func (d *Doc) ParseString(s string) error {
+	d.Reset()
+	err := parse(d, unsafe.Slice(unsafe.StringData(s), len(s)), s)
+	if err != nil {
+		d.Reset()
+	}
+	return err
+}
+
+// tree parses into a pooled Doc and builds the value tree from it.
+func tree(data []byte, src string) (any, error) {
+	d := docs.Get().(*Doc)
+	defer func() {
+		d.Reset()
+		if cap(d.Nodes) <= maxPooledBytes/int(unsafe.Sizeof(Node{})) {
+			docs.Put(d)
+		}
+	}()
+	if err := parse(d, data, src); err != nil {
+		return nil, err
+	}
+	return d.Value(0), nil
+}
+
+var docs = sync.Pool{New: func() any { return new(Doc) }}
+
+// parse runs a pooled parser over data into d; src is data as a string, or
+// "" to have one made when the first string or number needs it.
+func parse(d *Doc, data []byte, src string) error {
 	p := parsers.Get().(*parser)
 	p.src = src
-	v, err := p.parse(data)
+	p.doc = d
+	err := p.parse(data)
 	p.reset()
-	if cap(p.scratch) <= maxPooledBytes && cap(p.vals) <= maxPooledBytes/16 {
+	if cap(p.scratch) <= maxPooledBytes && cap(p.keys) <= maxPooledBytes/int(unsafe.Sizeof(member{})) {
 		parsers.Put(p)
 	}
-	return v, err
+	return err
 }
 
 // parsers holds idle parsers so that their stacks and scratch buffer are
@@ -62,10 +92,13 @@ type parser struct {
 	depth int
 	// scratch is where strings with escapes are decoded.
 	scratch []byte
-	// vals holds the elements of the arrays and the member values of the
-	// objects being parsed, innermost last; keys holds the member names.
-	vals []any
+	// doc receives the values.
+	doc *Doc
+	// keys holds the member names of the objects being parsed, innermost
+	// last, for the check for repeated names.
 	keys []member
+	// seen is that check's set for objects with many members.
+	seen map[string]struct{}
 }
 
 // member is an object member name and the offset of its opening quote.
@@ -75,26 +108,30 @@ type member struct {
 }
 
 // reset drops every reference to the last input so the parser can be pooled.
-// The stacks are cleared up to their capacity here, once, rather than each
-// time an array or object is popped off them.
+// The key stack is cleared up to its capacity here, once, rather than each
+// time an object is popped off it.
 func (p *parser) reset() {
-	clear(p.vals[:cap(p.vals)])
 	clear(p.keys[:cap(p.keys)])
-	*p = parser{scratch: p.scratch[:0], vals: p.vals[:0], keys: p.keys[:0]}
+	*p = parser{scratch: p.scratch[:0], keys: p.keys[:0]}
 }
 
-func (p *parser) parse(data []byte) (any, error) {
+func (p *parser) parse(data []byte) error {
 	p.data = data
 	p.skipSpace()
-	v, err := p.value()
-	if err != nil {
-		return nil, err
+	if err := p.value(); err != nil {
+		return err
 	}
 	p.skipSpace()
 	if p.pos < len(p.data) {
-		return nil, fail(ErrSyntax, p.pos, "unexpected %s after top-level value", describe(p.data[p.pos]))
+		return fail(ErrSyntax, p.pos, "unexpected %s after top-level value", describe(p.data[p.pos]))
 	}
-	return v, nil
+	return nil
+}
+
+// push appends a value that contains nothing.
+func (p *parser) push(kind Kind, text string) {
+	n := int32(len(p.doc.Nodes))
+	p.doc.Nodes = append(p.doc.Nodes, Node{Kind: kind, Text: text, Next: n + 1})
 }
 
 // source returns data[i:j] as a string that shares the parser's one copy of
@@ -122,10 +159,11 @@ func (p *parser) eof(where string) error {
 	return fail(ErrSyntax, len(p.data), "unexpected end of input %s", where)
 }
 
-// value parses the value starting at p.pos, which is not whitespace.
-func (p *parser) value() (any, error) {
+// value parses the value starting at p.pos, which is not whitespace, and
+// appends it to the document.
+func (p *parser) value() error {
 	if p.pos >= len(p.data) {
-		return nil, p.eof("before value")
+		return p.eof("before value")
 	}
 	switch c := p.data[p.pos]; c {
 	case '{':
@@ -135,20 +173,24 @@ func (p *parser) value() (any, error) {
 	case '"':
 		s, err := p.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return s, nil
+		p.push(String, s)
+		return nil
 	case 't':
-		return true, p.literal("true")
+		p.push(True, "")
+		return p.literal("true")
 	case 'f':
-		return false, p.literal("false")
+		p.push(False, "")
+		return p.literal("false")
 	case 'n':
-		return nil, p.literal("null")
+		p.push(Null, "")
+		return p.literal("null")
 	default:
 		if c == '-' || isDigit(c) {
 			return p.number()
 		}
-		return nil, fail(ErrSyntax, p.pos, "unexpected %s at start of value", describe(c))
+		return fail(ErrSyntax, p.pos, "unexpected %s at start of value", describe(c))
 	}
 }
 
@@ -170,7 +212,7 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // number parses -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and keeps its
 // source text.
-func (p *parser) number() (any, error) {
+func (p *parser) number() error {
 	d := p.data
 	start := p.pos
 	i := start
@@ -179,24 +221,24 @@ func (p *parser) number() (any, error) {
 	}
 	switch {
 	case i >= len(d):
-		return nil, p.eof("in number")
+		return p.eof("in number")
 	case d[i] == '0':
 		i++
 		if i < len(d) && isDigit(d[i]) {
-			return nil, fail(ErrSyntax, i, "leading zero in number")
+			return fail(ErrSyntax, i, "leading zero in number")
 		}
 	case isDigit(d[i]):
 		i = skipDigits(d, i+1)
 	default:
-		return nil, fail(ErrSyntax, i, "unexpected %s in number, want digit", describe(d[i]))
+		return fail(ErrSyntax, i, "unexpected %s in number, want digit", describe(d[i]))
 	}
 	if i < len(d) && d[i] == '.' {
 		i++
 		if i >= len(d) {
-			return nil, p.eof("in number")
+			return p.eof("in number")
 		}
 		if !isDigit(d[i]) {
-			return nil, fail(ErrSyntax, i, "unexpected %s after decimal point, want digit", describe(d[i]))
+			return fail(ErrSyntax, i, "unexpected %s after decimal point, want digit", describe(d[i]))
 		}
 		i = skipDigits(d, i+1)
 	}
@@ -206,15 +248,16 @@ func (p *parser) number() (any, error) {
 			i++
 		}
 		if i >= len(d) {
-			return nil, p.eof("in number")
+			return p.eof("in number")
 		}
 		if !isDigit(d[i]) {
-			return nil, fail(ErrSyntax, i, "unexpected %s in exponent, want digit", describe(d[i]))
+			return fail(ErrSyntax, i, "unexpected %s in exponent, want digit", describe(d[i]))
 		}
 		i = skipDigits(d, i+1)
 	}
 	p.pos = i
-	return json.Number(p.source(start, i)), nil
+	p.push(Number, p.source(start, i))
+	return nil
 }
 
 func skipDigits(d []byte, i int) int {
@@ -224,119 +267,151 @@ func skipDigits(d []byte, i int) int {
 	return i
 }
 
-func (p *parser) array() (any, error) {
+// open appends the array or object starting at p.pos and returns its index.
+func (p *parser) open(kind Kind) (int32, error) {
 	if p.depth++; p.depth > MaxDepth {
-		return nil, fail(ErrTooDeep, p.pos, "more than %d nested arrays and objects", MaxDepth)
+		return 0, fail(ErrTooDeep, p.pos, "more than %d nested arrays and objects", MaxDepth)
 	}
 	p.pos++
+	i := int32(len(p.doc.Nodes))
+	p.doc.Nodes = append(p.doc.Nodes, Node{Kind: kind})
+	return i, nil
+}
+
+// close ends the array or object at i, which holds n values.
+func (p *parser) close(i, n int32) {
+	p.pos++
+	p.depth--
+	p.doc.Nodes[i].Len = n
+	p.doc.Nodes[i].Next = int32(len(p.doc.Nodes))
+}
+
+func (p *parser) array() error {
+	i, err := p.open(Array)
+	if err != nil {
+		return err
+	}
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		p.pos++
-		p.depth--
-		return []any{}, nil
+		p.close(i, 0)
+		return nil
 	}
-	base := len(p.vals)
-	for {
-		v, err := p.value()
-		if err != nil {
-			return nil, err
+	for n := int32(1); ; n++ {
+		if err := p.value(); err != nil {
+			return err
 		}
-		p.vals = append(p.vals, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, p.eof("in array")
+			return p.eof("in array")
 		}
 		switch c := p.data[p.pos]; c {
 		case ',':
 			p.pos++
 			p.skipSpace()
 			if p.pos < len(p.data) && p.data[p.pos] == ']' {
-				return nil, fail(ErrSyntax, p.pos, "trailing comma before ']'")
+				return fail(ErrSyntax, p.pos, "trailing comma before ']'")
 			}
 		case ']':
-			p.pos++
-			p.depth--
-			a := make([]any, len(p.vals)-base)
-			copy(a, p.vals[base:])
-			p.vals = p.vals[:base]
-			return a, nil
+			p.close(i, n)
+			return nil
 		default:
-			return nil, fail(ErrSyntax, p.pos, "unexpected %s after array element, want ',' or ']'", describe(c))
+			return fail(ErrSyntax, p.pos, "unexpected %s after array element, want ',' or ']'", describe(c))
 		}
 	}
 }
 
-func (p *parser) object() (any, error) {
-	if p.depth++; p.depth > MaxDepth {
-		return nil, fail(ErrTooDeep, p.pos, "more than %d nested arrays and objects", MaxDepth)
+func (p *parser) object() error {
+	i, err := p.open(Object)
+	if err != nil {
+		return err
 	}
-	p.pos++
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		p.depth--
-		return map[string]any{}, nil
+		p.close(i, 0)
+		return nil
 	}
-	kbase, vbase := len(p.keys), len(p.vals)
+	kbase := len(p.keys)
 	for {
 		if p.pos >= len(p.data) {
-			return nil, p.eof("in object")
+			return p.eof("in object")
 		}
 		if c := p.data[p.pos]; c != '"' {
-			return nil, fail(ErrSyntax, p.pos, "unexpected %s in object, want member name", describe(c))
+			return fail(ErrSyntax, p.pos, "unexpected %s in object, want member name", describe(c))
 		}
 		off := p.pos
 		name, err := p.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, p.eof("after member name")
+			return p.eof("after member name")
 		}
 		if c := p.data[p.pos]; c != ':' {
-			return nil, fail(ErrSyntax, p.pos, "unexpected %s after member name, want ':'", describe(c))
+			return fail(ErrSyntax, p.pos, "unexpected %s after member name, want ':'", describe(c))
 		}
 		p.pos++
 		p.skipSpace()
-		v, err := p.value()
-		if err != nil {
-			return nil, err
+		j := len(p.doc.Nodes)
+		if err := p.value(); err != nil {
+			return err
 		}
+		p.doc.Nodes[j].Name = name
 		p.keys = append(p.keys, member{name: name, off: off})
-		p.vals = append(p.vals, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, p.eof("in object")
+			return p.eof("in object")
 		}
 		switch c := p.data[p.pos]; c {
 		case ',':
 			p.pos++
 			p.skipSpace()
 			if p.pos < len(p.data) && p.data[p.pos] == '}' {
-				return nil, fail(ErrSyntax, p.pos, "trailing comma before '}'")
+				return fail(ErrSyntax, p.pos, "trailing comma before '}'")
 			}
 		case '}':
-			p.pos++
-			p.depth--
-			return p.buildObject(kbase, vbase)
+			if err := p.unique(p.keys[kbase:]); err != nil {
+				return err
+			}
+			p.close(i, int32(len(p.keys)-kbase))
+			p.keys = p.keys[:kbase]
+			return nil
 		default:
-			return nil, fail(ErrSyntax, p.pos, "unexpected %s after object member, want ',' or '}'", describe(c))
+			return fail(ErrSyntax, p.pos, "unexpected %s after object member, want ',' or '}'", describe(c))
 		}
 	}
 }
 
-// buildObject pops the members pushed since kbase and vbase into a map sized
-// for them, rejecting a name seen twice.
-func (p *parser) buildObject(kbase, vbase int) (any, error) {
-	keys, vals := p.keys[kbase:], p.vals[vbase:]
-	m := make(map[string]any, len(keys))
-	for j, k := range keys {
-		m[k.name] = vals[j]
-		if len(m) != j+1 {
-			return nil, fail(ErrDuplicateKey, k.off, "member %q appears twice", k.name)
+// maxScanKeys is the most members an object's names are compared pairwise
+// for; more are checked with a set.
+const maxScanKeys = 16
+
+// unique returns ErrDuplicateKey for the first of keys, in order, whose
+// name an earlier one has.
+func (p *parser) unique(keys []member) error {
+	if len(keys) <= maxScanKeys {
+		for j := 1; j < len(keys); j++ {
+			for _, k := range keys[:j] {
+				if k.name == keys[j].name {
+					return duplicate(keys[j])
+				}
+			}
 		}
+		return nil
 	}
-	p.keys, p.vals = p.keys[:kbase], p.vals[:vbase]
-	return m, nil
+	if p.seen == nil {
+		p.seen = make(map[string]struct{}, len(keys))
+	}
+	defer clear(p.seen)
+	for _, k := range keys {
+		if _, ok := p.seen[k.name]; ok {
+			return duplicate(k)
+		}
+		p.seen[k.name] = struct{}{}
+	}
+	return nil
+}
+
+func duplicate(k member) error {
+	return fail(ErrDuplicateKey, k.off, "member %q appears twice", k.name)
 }
