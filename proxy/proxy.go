@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -361,14 +362,15 @@ func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, 
 		h.metrics.validate.Record(ctx, h.opts.Now().Sub(start).Seconds())
 		span.End()
 	}()
-	// The tree's strings are slices of body, which nothing writes to once
-	// it has been read.
-	doc, err := strictjson.ParseString(unsafe.String(unsafe.SliceData(body), len(body)))
-	if err != nil {
+	// The document's strings are slices of body, which nothing writes to
+	// once it has been read; eventType stays one after the Doc is reused.
+	doc := docs.Get().(*strictjson.Doc)
+	defer putDoc(doc)
+	if err := doc.ParseString(unsafe.String(unsafe.SliceData(body), len(body))); err != nil {
 		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonInvalidJSON,
 			Detail: "the body is not strict JSON (RFC 8259 and I-JSON RFC 7493): " + err.Error(), Err: err}
 	}
-	eventType, err = h.opts.EventType.EventType(doc)
+	eventType, err := h.opts.EventType.EventType(doc)
 	if err != nil {
 		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonMissingEventType,
 			Detail: "no non-empty string at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
@@ -380,6 +382,21 @@ func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, 
 			Detail: err.Error(), Err: err}
 	}
 	return eventType, known, nil
+}
+
+// docs holds parsed documents for reuse: a Doc's node list is the only
+// memory parsing a body needs.
+var docs = sync.Pool{New: func() any { return new(strictjson.Doc) }}
+
+// maxPooledNodes bounds the node list a pooled Doc keeps (48 bytes each), so
+// that one large body does not pin its nodes for the life of the process.
+const maxPooledNodes = 1024
+
+func putDoc(d *strictjson.Doc) {
+	d.Reset()
+	if cap(d.Nodes) <= maxPooledNodes {
+		docs.Put(d)
+	}
 }
 
 // forward sends the verified request to the app in a client span that

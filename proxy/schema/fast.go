@@ -1,9 +1,10 @@
 package schema
 
 import (
-	"encoding/json"
 	"regexp"
 	"unicode/utf8"
+
+	"github.com/postern-dev/postern/proxy/strictjson"
 )
 
 // verdict is what the fast path knows about an instance: the library, as
@@ -112,45 +113,50 @@ type arrayRules struct {
 	minItems, maxItems int   // -1: absent
 }
 
-// check returns the verdict of n on v, a value tree from strictjson.Parse.
-// Any other Go type is unsure.
-func (n *node) check(v any) verdict {
+// maxLookupMembers bounds the members of an object whose names the object
+// keywords look up one by one (required, properties, dependentRequired,
+// dependentSchemas): each lookup scans the members, so a larger object is
+// left to the library rather than costing members × names comparisons.
+const maxLookupMembers = 64
+
+// check returns the verdict of n on the value at index i of d.
+func (n *node) check(d *strictjson.Doc, i int32) verdict {
 	if n.never {
 		return invalid
 	}
 	out := valid
-	switch x := v.(type) {
-	case map[string]any:
+	switch x := &d.Nodes[i]; x.Kind {
+	case strictjson.Object:
 		if !n.types.allows(typeObject) {
 			return invalid
 		}
 		if n.obj != nil {
-			out = n.obj.check(x)
+			out = n.obj.check(d, i)
 		}
-	case []any:
+	case strictjson.Array:
 		if !n.types.allows(typeArray) {
 			return invalid
 		}
 		if n.arr != nil {
-			out = n.arr.check(x)
+			out = n.arr.check(d, i)
 		}
-	case string:
+	case strictjson.String:
 		if !n.types.allows(typeString) {
 			return invalid
 		}
 		if n.str != nil {
-			out = n.str.check(x)
+			out = n.str.check(x.Text)
 		}
-	case json.Number:
-		out = n.types.number(x)
+	case strictjson.Number:
+		out = n.types.number(x.Text)
 		if out != invalid && n.num != nil {
-			out = and(out, n.num.check(x))
+			out = and(out, n.num.check(x.Text))
 		}
-	case bool:
+	case strictjson.True, strictjson.False:
 		if !n.types.allows(typeBoolean) {
 			return invalid
 		}
-	case nil:
+	case strictjson.Null:
 		if !n.types.allows(typeNull) {
 			return invalid
 		}
@@ -161,23 +167,23 @@ func (n *node) check(v any) verdict {
 		return invalid
 	}
 	if n.hasConst {
-		if out = and(out, same(v, n.constVal)); out == invalid {
+		if out = and(out, same(d, i, n.constVal)); out == invalid {
 			return invalid
 		}
 	}
 	if n.hasEnum {
-		if out = and(out, n.inEnum(v)); out == invalid {
+		if out = and(out, n.inEnum(d, i)); out == invalid {
 			return invalid
 		}
 	}
-	return and(out, n.applicators(v))
+	return and(out, n.applicators(d, i))
 }
 
-// inEnum is the verdict of "enum": some member equal to v.
-func (n *node) inEnum(v any) verdict {
+// inEnum is the verdict of "enum": some member equal to the value at i.
+func (n *node) inEnum(d *strictjson.Doc, i int32) verdict {
 	out := invalid
 	for _, e := range n.enum {
-		switch same(v, e) {
+		switch same(d, i, e) {
 		case valid:
 			return valid
 		case unsure:
@@ -187,18 +193,19 @@ func (n *node) inEnum(v any) verdict {
 	return out
 }
 
-// applicators is the verdict of the keywords that apply subschemas to v itself.
-func (n *node) applicators(v any) verdict {
+// applicators is the verdict of the keywords that apply subschemas to the
+// value at i itself.
+func (n *node) applicators(d *strictjson.Doc, i int32) verdict {
 	out := valid
 	for _, s := range n.allOf {
-		if out = and(out, s.check(v)); out == invalid {
+		if out = and(out, s.check(d, i)); out == invalid {
 			return invalid
 		}
 	}
 	if len(n.anyOf) > 0 {
 		some := invalid
 		for _, s := range n.anyOf {
-			r := s.check(v)
+			r := s.check(d, i)
 			if r == valid {
 				some = valid
 				break
@@ -214,7 +221,7 @@ func (n *node) applicators(v any) verdict {
 	if len(n.oneOf) > 0 {
 		matched, unknown := 0, 0
 		for _, s := range n.oneOf {
-			switch s.check(v) {
+			switch s.check(d, i) {
 			case valid:
 				matched++
 			case unsure:
@@ -235,25 +242,25 @@ func (n *node) applicators(v any) verdict {
 		}
 	}
 	if n.not != nil {
-		if out = and(out, negate(n.not.check(v))); out == invalid {
+		if out = and(out, negate(n.not.check(d, i))); out == invalid {
 			return invalid
 		}
 	}
 	if n.ifNode != nil {
-		out = and(out, n.conditional(v))
+		out = and(out, n.conditional(d, i))
 	}
 	return out
 }
 
-// conditional is the verdict of if/then/else.
-func (n *node) conditional(v any) verdict {
+// conditional is the verdict of if/then/else on the value at i.
+func (n *node) conditional(d *strictjson.Doc, i int32) verdict {
 	branch := func(s *node) verdict {
 		if s == nil {
 			return valid
 		}
-		return s.check(v)
+		return s.check(d, i)
 	}
-	switch n.ifNode.check(v) {
+	switch n.ifNode.check(d, i) {
 	case valid:
 		return branch(n.thenNode)
 	case invalid:
@@ -282,75 +289,83 @@ func (r *stringRules) check(s string) verdict {
 	return valid
 }
 
-// check is the verdict of the number keywords on x; exponents are unsure.
-func (r *numberRules) check(x json.Number) verdict {
-	d, ok := parseDecimal(string(x))
+// check is the verdict of the number keywords on a number's source text;
+// exponents are unsure.
+func (r *numberRules) check(text string) verdict {
+	x, ok := parseDecimal(text)
 	if !ok {
 		return unsure
 	}
-	if (r.minimum != nil && d.cmp(*r.minimum) < 0) ||
-		(r.maximum != nil && d.cmp(*r.maximum) > 0) ||
-		(r.exclusiveMinimum != nil && d.cmp(*r.exclusiveMinimum) <= 0) ||
-		(r.exclusiveMaximum != nil && d.cmp(*r.exclusiveMaximum) >= 0) {
+	if (r.minimum != nil && x.cmp(*r.minimum) < 0) ||
+		(r.maximum != nil && x.cmp(*r.maximum) > 0) ||
+		(r.exclusiveMinimum != nil && x.cmp(*r.exclusiveMinimum) <= 0) ||
+		(r.exclusiveMaximum != nil && x.cmp(*r.exclusiveMaximum) >= 0) {
 		return invalid
 	}
 	return valid
 }
 
-// check is the verdict of the object keywords on obj.
-func (r *objectRules) check(obj map[string]any) verdict {
-	if (r.minProperties >= 0 && len(obj) < r.minProperties) || (r.maxProperties >= 0 && len(obj) > r.maxProperties) {
+// check is the verdict of the object keywords on the object at i. Beyond
+// maxLookupMembers members, keywords that look names up are unsure.
+func (r *objectRules) check(d *strictjson.Doc, i int32) verdict {
+	size := int(d.Nodes[i].Len)
+	if (r.minProperties >= 0 && size < r.minProperties) || (r.maxProperties >= 0 && size > r.maxProperties) {
 		return invalid
 	}
+	if size > maxLookupMembers &&
+		(len(r.required) > 0 || len(r.properties) > 0 || len(r.dependentRequired) > 0 || len(r.dependentSchemas) > 0) {
+		return unsure
+	}
 	for _, name := range r.required {
-		if _, ok := obj[name]; !ok {
+		if _, ok := d.Member(i, name); !ok {
 			return invalid
 		}
 	}
-	for _, d := range r.dependentRequired {
-		if _, ok := obj[d.name]; !ok {
+	for _, dep := range r.dependentRequired {
+		if _, ok := d.Member(i, dep.name); !ok {
 			continue
 		}
-		for _, name := range d.required {
-			if _, ok := obj[name]; !ok {
+		for _, name := range dep.required {
+			if _, ok := d.Member(i, name); !ok {
 				return invalid
 			}
 		}
 	}
 	out := valid
 	for _, p := range r.properties {
-		v, ok := obj[p.name]
+		j, ok := d.Member(i, p.name)
 		if !ok {
 			if p.required {
 				return invalid
 			}
 			continue
 		}
-		if out = and(out, p.sch.check(v)); out == invalid {
+		if out = and(out, p.sch.check(d, j)); out == invalid {
 			return invalid
 		}
 	}
 	if r.additional != nil || len(r.patterns) > 0 {
-		for name, v := range obj {
+		for k, j := int32(0), i+1; k < d.Nodes[i].Len; k, j = k+1, d.Nodes[j].Next {
+			name := d.Nodes[j].Name
 			_, evaluated := r.names[name]
 			for _, p := range r.patterns {
 				if p.re.MatchString(name) {
 					evaluated = true
-					if out = and(out, p.sch.check(v)); out == invalid {
+					if out = and(out, p.sch.check(d, j)); out == invalid {
 						return invalid
 					}
 				}
 			}
 			if !evaluated && r.additional != nil {
-				if out = and(out, r.additional.check(v)); out == invalid {
+				if out = and(out, r.additional.check(d, j)); out == invalid {
 					return invalid
 				}
 			}
 		}
 	}
-	for _, d := range r.dependentSchemas {
-		if _, ok := obj[d.name]; ok {
-			if out = and(out, d.sch.check(obj)); out == invalid {
+	for _, dep := range r.dependentSchemas {
+		if _, ok := d.Member(i, dep.name); ok {
+			if out = and(out, dep.sch.check(d, i)); out == invalid {
 				return invalid
 			}
 		}
@@ -358,21 +373,22 @@ func (r *objectRules) check(obj map[string]any) verdict {
 	return out
 }
 
-// check is the verdict of the array keywords on arr.
-func (r *arrayRules) check(arr []any) verdict {
-	if (r.minItems >= 0 && len(arr) < r.minItems) || (r.maxItems >= 0 && len(arr) > r.maxItems) {
+// check is the verdict of the array keywords on the array at i.
+func (r *arrayRules) check(d *strictjson.Doc, i int32) verdict {
+	size := int(d.Nodes[i].Len)
+	if (r.minItems >= 0 && size < r.minItems) || (r.maxItems >= 0 && size > r.maxItems) {
 		return invalid
 	}
 	out := valid
-	for i, v := range arr {
+	for k, j := 0, i+1; k < size; k, j = k+1, d.Nodes[j].Next {
 		s := r.items
-		if i < len(r.prefix) {
-			s = r.prefix[i]
+		if k < len(r.prefix) {
+			s = r.prefix[k]
 		}
 		if s == nil {
 			break
 		}
-		if out = and(out, s.check(v)); out == invalid {
+		if out = and(out, s.check(d, j)); out == invalid {
 			return invalid
 		}
 	}

@@ -3,6 +3,8 @@ package schema
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/postern-dev/postern/proxy/strictjson"
 )
 
 // typeSet is the set of JSON types a "type" keyword allows.
@@ -21,75 +23,77 @@ const (
 // allows reports whether t (not integer) passes the set; an empty set allows all.
 func (ts typeSet) allows(t typeSet) bool { return ts == 0 || ts&t != 0 }
 
-// number is the verdict of the set on a number: the library counts a number
-// as an integer when its value is whole (1.0 is an integer).
-func (ts typeSet) number(x json.Number) verdict {
+// number is the verdict of the set on a number's source text: the library
+// counts a number as an integer when its value is whole (1.0 is an integer).
+func (ts typeSet) number(text string) verdict {
 	if ts.allows(typeNumber) {
 		return valid
 	}
 	if ts&typeInteger == 0 {
 		return invalid
 	}
-	d, ok := parseDecimal(string(x))
+	x, ok := parseDecimal(text)
 	switch {
 	case !ok:
 		return unsure
-	case d.frac == "":
+	case x.frac == "":
 		return valid
 	}
 	return invalid
 }
 
-// same is valid when a and b are equal as JSON Schema compares them
-// (numbers by value, objects and arrays deeply), invalid when they certainly
-// differ, and unsure when a number cannot be compared exactly here.
-func same(a, b any) verdict {
-	switch a := a.(type) {
-	case map[string]any:
-		b, ok := b.(map[string]any)
-		if !ok || len(a) != len(b) {
+// same is valid when the value at index i of d equals c, a constant from a
+// schema as jsonschema.UnmarshalJSON returns it, as JSON Schema compares
+// them (numbers by value, objects and arrays deeply); invalid when they
+// certainly differ; and unsure when a number cannot be compared exactly
+// here.
+func same(d *strictjson.Doc, i int32, c any) verdict {
+	switch x := &d.Nodes[i]; x.Kind {
+	case strictjson.Object:
+		m, ok := c.(map[string]any)
+		if !ok || int(x.Len) != len(m) {
 			return invalid
 		}
 		out := valid
-		for k, av := range a {
-			bv, ok := b[k]
+		for k, j := int32(0), i+1; k < x.Len; k, j = k+1, d.Nodes[j].Next {
+			cv, ok := m[d.Nodes[j].Name]
 			if !ok {
 				return invalid
 			}
-			if out = and(out, same(av, bv)); out == invalid {
+			if out = and(out, same(d, j, cv)); out == invalid {
 				return invalid
 			}
 		}
 		return out
-	case []any:
-		b, ok := b.([]any)
-		if !ok || len(a) != len(b) {
+	case strictjson.Array:
+		a, ok := c.([]any)
+		if !ok || int(x.Len) != len(a) {
 			return invalid
 		}
 		out := valid
-		for i := range a {
-			if out = and(out, same(a[i], b[i])); out == invalid {
+		for k, j := 0, i+1; k < len(a); k, j = k+1, d.Nodes[j].Next {
+			if out = and(out, same(d, j, a[k])); out == invalid {
 				return invalid
 			}
 		}
 		return out
-	case nil:
-		return is(b == nil)
-	case bool:
-		b, ok := b.(bool)
-		return is(ok && a == b)
-	case string:
-		b, ok := b.(string)
-		return is(ok && a == b)
-	case json.Number:
-		switch b := b.(type) {
+	case strictjson.Null:
+		return is(c == nil)
+	case strictjson.True, strictjson.False:
+		b, ok := c.(bool)
+		return is(ok && b == (x.Kind == strictjson.True))
+	case strictjson.String:
+		s, ok := c.(string)
+		return is(ok && s == x.Text)
+	case strictjson.Number:
+		switch c := c.(type) {
 		case json.Number:
-			da, okA := parseDecimal(string(a))
-			db, okB := parseDecimal(string(b))
-			if !okA || !okB {
+			dx, okX := parseDecimal(x.Text)
+			dc, okC := parseDecimal(string(c))
+			if !okX || !okC {
 				return unsure
 			}
-			return is(da.cmp(db) == 0)
+			return is(dx.cmp(dc) == 0)
 		case map[string]any, []any, string, bool, nil:
 			return invalid
 		}

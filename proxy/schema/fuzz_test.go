@@ -12,18 +12,26 @@ import (
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
 
-// FuzzEventType checks ParsePointer and Pointer.EventType against an
-// independent RFC 6901 evaluation over strictjson-parsed documents: the
-// pointer is refused exactly when it is not RFC 6901 syntax, and the event
-// type found is exactly the non-empty string without control characters
-// that the pointer designates in an object body; anything else is
-// ErrNoEventType.
+// FuzzEventType checks ParsePointer and Pointer.EventType on a
+// strictjson.Doc against an independent RFC 6901 evaluation over the Doc's
+// value tree: the pointer is refused exactly when it is not RFC 6901 syntax,
+// and the event type found is exactly the non-empty string without control
+// characters that the pointer designates in an object body; anything else
+// is ErrNoEventType.
 func FuzzEventType(f *testing.F) {
 	for _, seed := range []struct{ doc, pointer string }{
 		{`{"eventType":"REFERRAL_CREATED","data":{"status":"CREATED"}}`, "/eventType"},
 		{`{"meta":{"type":"B"}}`, "/meta/type"},
 		{`{"a/b":{"c~d":"C"}}`, "/a~1b/c~0d"},
 		{`{"~1":"tilde one"}`, "/~01"},
+		{`{"a~1b":"tilde one inside"}`, "/a~01b"},
+		{`{"a\u002fb":"escaped slash"}`, "/a~1b"},
+		{`{"e":[{"a":[1,{"b":"x"}]},[["x"]],"past subtrees"]}`, "/e/2"},
+		{`{"e":[[],["nested"]]}`, "/e/1/0"},
+		{`{"e":[{"t":"x"},{"t":"member"}]}`, "/e/1/t"},
+		{`{"eventType":"A"}`, "/eventType/0"},
+		{`{"eventType":true}`, "/eventType"},
+		{`{"eventType":{"a":"A"}}`, "/eventType"},
 		{`{"events":["x","D"]}`, "/events/1"},
 		{`{"events":["x","D"]}`, "/events/01"},
 		{`{"events":["x","D"]}`, "/events/+1"},
@@ -57,12 +65,12 @@ func FuzzEventType(f *testing.F) {
 		if p.String() != pointer {
 			t.Fatalf("ParsePointer(%q).String() = %q", pointer, p.String())
 		}
-		doc, err := strictjson.Parse(data)
-		if err != nil {
+		var d strictjson.Doc
+		if d.ParseString(string(data)) != nil {
 			return
 		}
-		want, ok := refEventType(tokens, doc)
-		got, err := p.EventType(doc)
+		want, ok := refEventType(tokens, d.Value(0))
+		got, err := p.EventType(&d)
 		if ok != (err == nil) || got != want {
 			t.Fatalf("EventType(%q) on %q = %q, %v; want %q (found: %v)", pointer, data, got, err, want, ok)
 		}
@@ -104,8 +112,9 @@ func refTokens(pointer string) ([]string, bool) {
 	return tokens, true
 }
 
-// refEventType walks tokens from doc, which must be an object: members by
-// name, array elements by an index of ASCII digits without a leading zero.
+// refEventType walks tokens from doc, a value tree that must be an object:
+// members by name, array elements by an index of ASCII digits without a
+// leading zero. It is what EventType did before it took a strictjson.Doc.
 func refEventType(tokens []string, doc any) (string, bool) {
 	if _, ok := doc.(map[string]any); !ok {
 		return "", false
@@ -151,12 +160,12 @@ func FuzzFastPathSound(f *testing.F) {
 	}
 	set := testSet(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		doc, err := strictjson.Parse(data)
-		if err != nil {
+		var d strictjson.Doc
+		if d.ParseString(string(data)) != nil {
 			return
 		}
 		for eventType, sch := range set.schemas {
-			checkSound(t, eventType, sch, doc)
+			checkSound(t, eventType, sch, &d)
 		}
 	})
 }
@@ -189,29 +198,30 @@ func FuzzFastPathSchemaSound(f *testing.F) {
 		f.Add([]byte(seed.schema), []byte(seed.body))
 	}
 	f.Fuzz(func(t *testing.T, schemaJSON, data []byte) {
-		doc, err := strictjson.Parse(data)
-		if err != nil {
+		var d strictjson.Doc
+		if d.ParseString(string(data)) != nil {
 			return
 		}
 		set, err := compile(fstest.MapFS{"S.json": {Data: schemaJSON}}, "file:///postern/fuzz/")
 		if err != nil {
 			return
 		}
-		checkSound(t, string(schemaJSON), set.schemas["S"], doc)
+		checkSound(t, string(schemaJSON), set.schemas["S"], &d)
 	})
 }
 
-// checkSound fails when the fast path's verdict on doc contradicts the library.
-func checkSound(t *testing.T, name string, sch compiled, doc any) {
+// checkSound fails when the fast path's verdict on d contradicts the
+// library's on d's value tree, which is what Validate gives the library.
+func checkSound(t *testing.T, name string, sch compiled, d *strictjson.Doc) {
 	t.Helper()
 	if sch.fast == nil {
 		return
 	}
-	got := sch.fast.check(doc)
+	got := sch.fast.check(d, 0)
 	if got == unsure {
 		return
 	}
-	if err := sch.lib.Validate(doc); (err == nil) != (got == valid) {
+	if err := sch.lib.Validate(d.Value(0)); (err == nil) != (got == valid) {
 		t.Fatalf("%s: fast path says %v, library says %v", name, got, err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/postern-dev/postern/proxy/strictjson"
 )
 
 // ErrNoEventType is returned when the pointer does not lead to a non-empty
@@ -37,38 +39,43 @@ func ParsePointer(s string) (Pointer, error) {
 // String returns the pointer as written.
 func (p Pointer) String() string { return p.raw }
 
-// EventType returns the non-empty string doc holds at p. A doc that is not an
-// object, a missing member, or a value that is not a non-empty string is
-// ErrNoEventType.
-func (p Pointer) EventType(doc any) (string, error) {
-	if _, ok := doc.(map[string]any); !ok {
+// EventType returns the non-empty string that the document d holds (its
+// root at index 0) at p. An empty d, a document that is not an object, a
+// missing member or array element, or a value that is not a non-empty string
+// without control characters is ErrNoEventType.
+func (p Pointer) EventType(d *strictjson.Doc) (string, error) {
+	if len(d.Nodes) == 0 || d.Nodes[0].Kind != strictjson.Object {
 		return "", ErrNoEventType
 	}
-	v := doc
+	var i int32
 	for _, tok := range p.tokens {
-		switch node := v.(type) {
-		case map[string]any:
-			next, ok := node[tok]
+		switch n := &d.Nodes[i]; n.Kind {
+		case strictjson.Object:
+			j, ok := d.Member(i, tok)
 			if !ok {
 				return "", ErrNoEventType
 			}
-			v = next
-		case []any:
+			i = j
+		case strictjson.Array:
 			// RFC 6901: an index is ASCII digits without a leading zero;
 			// Atoi alone would also take "+1" and "-0".
-			i, err := strconv.Atoi(tok)
-			if err != nil || tok[0] < '0' || tok[0] > '9' || i >= len(node) || (len(tok) > 1 && tok[0] == '0') {
+			k, err := strconv.Atoi(tok)
+			if err != nil || tok[0] < '0' || tok[0] > '9' || k >= int(n.Len) || (len(tok) > 1 && tok[0] == '0') {
 				return "", ErrNoEventType
 			}
-			v = node[i]
+			i++ // the first element
+			for ; k > 0; k-- {
+				i = d.Nodes[i].Next
+			}
 		default:
 			return "", ErrNoEventType
 		}
 	}
-	s, ok := v.(string)
-	if !ok || s == "" {
+	n := &d.Nodes[i]
+	if n.Kind != strictjson.String || n.Text == "" {
 		return "", ErrNoEventType
 	}
+	s := n.Text
 	for i := 0; i < len(s); i++ {
 		if s[i] < ' ' || s[i] == 0x7f {
 			return "", ErrNoEventType // it travels in a header and a metric label

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/postern-dev/postern/proxy/strictjson"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -108,23 +109,24 @@ func (s *Set) EventTypes() []string {
 	return out
 }
 
-// Validate checks doc (a value tree of map[string]any, []any, string,
-// json.Number, bool and nil) against the schema of eventType. known is false
-// when there is no schema for eventType. A violation wraps ErrViolation and
-// names the failing fields.
+// Validate checks the document d holds (its root at index 0; d must hold a
+// parsed document) against the schema of eventType. known is false when
+// there is no schema for eventType. A violation wraps ErrViolation and names
+// the failing fields.
 //
-// A fast validator compiled with the schema answers first when it can tell
-// for certain that doc is valid; otherwise the library decides and words the
+// A fast validator compiled with the schema answers first, on d itself,
+// when it can tell for certain that the document is valid; otherwise the
+// library decides on the value tree d.Value(0) builds, and words the
 // violation.
-func (s *Set) Validate(eventType string, doc any) (known bool, err error) {
+func (s *Set) Validate(eventType string, d *strictjson.Doc) (known bool, err error) {
 	sch, ok := s.schemas[eventType]
 	if !ok {
 		return false, nil
 	}
-	if sch.fast != nil && sch.fast.check(doc) == valid {
+	if sch.fast != nil && sch.fast.check(d, 0) == valid {
 		return true, nil
 	}
-	if err := libValidate(sch.lib, doc); err != nil {
+	if err := libValidate(sch.lib, d.Value(0)); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
 			return true, fmt.Errorf("%w: %s", ErrViolation, describe(ve))

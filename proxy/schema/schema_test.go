@@ -10,15 +10,18 @@ import (
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
 
-func parse(t testing.TB, s string) any {
+// parse parses s into a Doc.
+func parse(t testing.TB, s string) *strictjson.Doc {
 	t.Helper()
-	doc, err := strictjson.Parse([]byte(s))
-	if err != nil {
+	var d strictjson.Doc
+	if err := d.ParseString(s); err != nil {
 		t.Fatal(err)
 	}
-	return doc
+	return &d
 }
 
+// TestEventType checks EventType on a Doc, and that it agrees with
+// refEventType, the walk of the value tree that EventType used to take.
 func TestEventType(t *testing.T) {
 	tests := []struct {
 		name, pointer, doc, want string
@@ -26,16 +29,35 @@ func TestEventType(t *testing.T) {
 		{"top level", "/eventType", `{"eventType":"A"}`, "A"},
 		{"nested", "/meta/type", `{"meta":{"type":"B"}}`, "B"},
 		{"escaped slash and tilde", "/a~1b/c~0d", `{"a/b":{"c~d":"C"}}`, "C"},
+		{"name a~1b", "/a~01b", `{"a~1b":"E"}`, "E"},
+		{"a~1b is a/b", "/a~1b", `{"a~1b":"E"}`, ""},
+		{"escape in the body's name", "/ab", `{"a\u0062":"F"}`, "F"},
+		{"empty name", "/", `{"":"G"}`, "G"},
+		{"later member", "/c", `{"a":{"c":"x"},"b":["c"],"c":"H"}`, "H"},
 		{"array index", "/events/1", `{"events":["x","D"]}`, "D"},
+		{"index past subtrees", "/e/2", `{"e":[{"a":[1,{"b":"x"}]},[["x"]],"I"]}`, "I"},
+		{"index then member", "/e/1/t", `{"e":[{"t":"x"},{"t":"J"}]}`, "J"},
+		{"index then index", "/e/1/0", `{"e":[[],["K"]]}`, "K"},
+		{"digits name in an object", "/events/1", `{"events":{"1":"L"}}`, "L"},
 		{"missing", "/eventType", `{"type":"A"}`, ""},
+		{"missing below", "/meta/type", `{"meta":{"kind":"B"}}`, ""},
 		{"not a string", "/eventType", `{"eventType":1}`, ""},
+		{"boolean", "/eventType", `{"eventType":true}`, ""},
+		{"object", "/eventType", `{"eventType":{"a":"A"}}`, ""},
+		{"array", "/eventType", `{"eventType":["A"]}`, ""},
 		{"empty string", "/eventType", `{"eventType":""}`, ""},
 		{"null", "/eventType", `{"eventType":null}`, ""},
+		{"token below a string", "/eventType/0", `{"eventType":"A"}`, ""},
 		{"body is an array", "/0", `["A"]`, ""},
 		{"body is a string", "/eventType", `"A"`, ""},
 		{"index with leading zero", "/events/01", `{"events":["x","D"]}`, ""},
+		{"index with plus", "/events/+1", `{"events":["x","D"]}`, ""},
+		{"index minus zero", "/events/-0", `{"events":["D"]}`, ""},
+		{"empty index", "/events/", `{"events":["D"]}`, ""},
+		{"index too large for int", "/events/99999999999999999999", `{"events":["D"]}`, ""},
 		{"index out of range", "/events/2", `{"events":["x","D"]}`, ""},
 		{"control character", "/eventType", `{"eventType":"A\r\nX-Evil: 1"}`, ""},
+		{"delete character", "/eventType", `{"eventType":"A\u007f"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,11 +65,19 @@ func TestEventType(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := p.EventType(parse(t, tt.doc))
+			d := parse(t, tt.doc)
+			got, err := p.EventType(d)
 			if got != tt.want || (tt.want == "") != errors.Is(err, ErrNoEventType) {
 				t.Errorf("got %q, %v, want %q", got, err, tt.want)
 			}
+			tokens, _ := refTokens(tt.pointer)
+			if ref, _ := refEventType(tokens, d.Value(0)); ref != tt.want {
+				t.Errorf("refEventType on the value tree: got %q, want %q", ref, tt.want)
+			}
 		})
+	}
+	if _, err := (Pointer{tokens: []string{"a"}}).EventType(&strictjson.Doc{}); !errors.Is(err, ErrNoEventType) {
+		t.Errorf("empty Doc: got %v, want %v", err, ErrNoEventType)
 	}
 }
 
