@@ -44,8 +44,8 @@ type record struct {
 
 // finish writes the audit record and ends the server span.
 func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
-	end := h.opts.Now()
-	dur := end.Sub(rec.start)
+	dur := h.since(rec.start)
+	end := rec.start.Add(dur)
 	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
 		slog.String("msg_id", rec.msgID),

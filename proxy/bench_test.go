@@ -220,7 +220,7 @@ func BenchmarkExchange(b *testing.B) {
 		for pb.Next() {
 			o := outbound{f: fw, in: in, body: body, verified: v}
 			o.prepare()
-			ur, perr := fw.send(in.Context(), &o)
+			ur, perr := fw.send(in.Context(), &o, time.Now())
 			if perr != nil || ur.status != http.StatusNoContent {
 				b.Fatalf("got %v %v, want 204", ur, perr)
 			}

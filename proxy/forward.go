@@ -134,13 +134,13 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 }
 
 // send delivers o and reads the app's response, within the upstream
-// timeout. A request that failed on a reused keep-alive connection before
+// timeout from start. A request that failed on a reused keep-alive connection before
 // any response arrived is sent once more on a new connection: the app
 // closed an idle connection just as postern picked it, and never saw the
 // request complete.
-func (f *forwarder) send(ctx context.Context, o *outbound) (*upstreamResponse, *Error) {
+func (f *forwarder) send(ctx context.Context, o *outbound, start time.Time) (*upstreamResponse, *Error) {
 	f.prepare()
-	deadline := time.Now().Add(f.timeout)
+	deadline := start.Add(f.timeout)
 	ur, reused, err := f.client.exchange(ctx, o, deadline, false)
 	if err != nil && reused && time.Now().Before(deadline) && errors.Is(err, ErrNoResponse) {
 		ur, _, err = f.client.exchange(ctx, o, deadline, true)

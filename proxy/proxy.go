@@ -84,6 +84,9 @@ type Handler struct {
 	dedupe   *dedupe // nil when off
 	metrics  *metrics
 	draining atomic.Bool
+	// monotonic is true when opts.Now is time.Now: durations are then
+	// read from the monotonic clock alone (one clock read, not two).
+	monotonic bool
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -126,12 +129,14 @@ func New(opts Options) (*Handler, error) {
 	if opts.Propagator == nil {
 		opts.Propagator = propagation.TraceContext{}
 	}
+	monotonic := opts.Now == nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	h := &Handler{
-		opts: opts,
-		fwd:  forwarder{target: opts.Upstream, client: opts.Client, timeout: opts.UpstreamTimeout},
+		opts:      opts,
+		monotonic: monotonic,
+		fwd:       forwarder{target: opts.Upstream, client: opts.Client, timeout: opts.UpstreamTimeout},
 	}
 	h.budget.max = max(minBodyBudget, 4*opts.MaxBodyBytes)
 	if opts.Dedupe {
@@ -142,6 +147,14 @@ func New(opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("proxy: metrics: %w", err)
 	}
 	return h, nil
+}
+
+// since returns the time elapsed since t, a time from opts.Now.
+func (h *Handler) since(t time.Time) time.Duration {
+	if h.monotonic {
+		return time.Since(t)
+	}
+	return h.opts.Now().Sub(t)
 }
 
 // Drain makes the handler answer 503 shutting_down from now on; call it when
@@ -200,7 +213,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		rec.body = body
 	}
 
-	hdr, keyIndex, perr := h.verify(ctx, r.Header, body)
+	hdr, keyIndex, perr := h.verify(ctx, r.Header, body, rec.start)
 	rec.msgID, rec.keyIndex = hdr.ID, keyIndex
 	if perr != nil {
 		h.reject(w, rec, perr)
@@ -228,7 +241,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		defer func() { h.dedupe.finish(hdr.ID, acked) }()
 	}
 
-	eventType, known, perr := h.validate(ctx, body)
+	eventType, known, perr := h.validate(ctx, body, rec.start)
 	rec.eventType = eventType
 	if perr != nil {
 		h.reject(w, rec, perr)
@@ -250,7 +263,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 	verified := verifiedHeaders{names: hdr.Names, id: hdr.ID, timestamp: hdr.Timestamp,
 		signature: hdr.Signature, eventType: eventType}
-	ur, perr := h.forward(ctx, r, body, verified)
+	ur, perr := h.forward(ctx, r, body, verified, rec.start)
 	if perr != nil {
 		rec.outcome = OutcomeUpstreamFailed
 		if ur != nil {
@@ -303,21 +316,22 @@ func (h *Handler) tooLarge() *Error {
 		Detail: fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes)}
 }
 
-// verify checks the signature headers, the timestamp window and the HMAC,
-// and returns the headers and the index of the key that matched.
-func (h *Handler) verify(ctx context.Context, header http.Header, body []byte) (signature.Headers, int, *Error) {
+// verify checks the signature headers, the timestamp window (at arrived,
+// when the request began) and the HMAC, and returns the headers and the
+// index of the key that matched.
+func (h *Handler) verify(ctx context.Context, header http.Header, body []byte, arrived time.Time) (signature.Headers, int, *Error) {
 	ctx, span := h.startSpan(ctx, "verify", trace.SpanKindInternal)
-	start := h.opts.Now()
+	start := h.since(arrived)
 	defer func() {
-		h.metrics.verify.Record(ctx, h.opts.Now().Sub(start).Seconds())
+		h.metrics.verify.Record(ctx, (h.since(arrived) - start).Seconds())
 		span.End()
 	}()
 	hdr, err := signature.Extract(header)
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
-	h.metrics.skew.Record(ctx, start.Sub(hdr.Time()).Seconds())
-	if err := signature.CheckTimestamp(hdr.Time(), start, h.opts.TimestampTolerance); err != nil {
+	h.metrics.skew.Record(ctx, arrived.Sub(hdr.Time()).Seconds())
+	if err := signature.CheckTimestamp(hdr.Time(), arrived, h.opts.TimestampTolerance); err != nil {
 		return hdr, -1, verifyError(err)
 	}
 	keyIndex, err := h.opts.Verifier.Verify(body, hdr)
@@ -354,12 +368,13 @@ func verifyError(err error) *Error {
 }
 
 // validate parses the body as strict JSON, finds its event type and checks
-// its schema. known is false when the event type has no schema.
-func (h *Handler) validate(ctx context.Context, body []byte) (eventType string, known bool, perr *Error) {
+// its schema. known is false when the event type has no schema. arrived is
+// when the request began, the origin of the durations it measures.
+func (h *Handler) validate(ctx context.Context, body []byte, arrived time.Time) (eventType string, known bool, perr *Error) {
 	ctx, span := h.startSpan(ctx, "validate", trace.SpanKindInternal)
-	start := h.opts.Now()
+	start := h.since(arrived)
 	defer func() {
-		h.metrics.validate.Record(ctx, h.opts.Now().Sub(start).Seconds())
+		h.metrics.validate.Record(ctx, (h.since(arrived) - start).Seconds())
 		span.End()
 	}()
 	// The document's strings are slices of body, which nothing writes to
@@ -401,7 +416,8 @@ func putDoc(d *strictjson.Doc) {
 
 // forward sends the verified request to the app in a client span that
 // carries the trace context, and maps its answer to the status contract.
-func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, verified verifiedHeaders) (*upstreamResponse, *Error) {
+// arrived is when the request began, the origin of the durations it measures.
+func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, verified verifiedHeaders, arrived time.Time) (*upstreamResponse, *Error) {
 	tracing := h.opts.Tracer != nil
 	if tracing {
 		// The delivery is not cancelled when the sender hangs up: the app
@@ -411,15 +427,19 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, ver
 		ctx = context.WithoutCancel(ctx)
 	}
 	ctx, span := h.startSpan(ctx, "forward", trace.SpanKindClient)
-	start := h.opts.Now()
+	start := h.since(arrived)
 	o := outbound{f: &h.fwd, in: r, body: body, verified: verified, tracing: tracing}
 	o.prepare()
 	if tracing {
 		o.extra = &carrier{o: o}
 		h.opts.Propagator.Inject(ctx, o.extra)
 	}
-	ur, perr := h.fwd.send(ctx, &o)
-	h.metrics.forward.Record(ctx, h.opts.Now().Sub(start).Seconds())
+	sent := arrived.Add(start)
+	if !h.monotonic {
+		sent = time.Now() // the exchange's deadline is on the real clock
+	}
+	ur, perr := h.fwd.send(ctx, &o, sent)
+	h.metrics.forward.Record(ctx, (h.since(arrived) - start).Seconds())
 	if span.IsRecording() {
 		span.SetAttributes(clientAttributes(h.fwd.spanRequest(r), ur, perr)...)
 		if perr != nil {
