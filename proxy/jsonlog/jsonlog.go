@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // Handler writes one JSON object per record, as slog.JSONHandler does.
@@ -67,28 +66,12 @@ const maxPooled = 16 << 10
 
 // Handle writes r as one line of JSON.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	if !h.flat(r) {
+	bp := buffers.Get().(*[]byte)
+	b, ok := appendRecord((*bp)[:0], &r)
+	if !ok {
+		buffers.Put(bp)
 		return h.slow.Handle(ctx, r)
 	}
-	bp := buffers.Get().(*[]byte)
-	b := append((*bp)[:0], '{')
-	if !r.Time.IsZero() {
-		b = append(b, `"time":"`...)
-		b = r.Time.Round(0).AppendFormat(b, time.RFC3339Nano)
-		b = append(b, `",`...)
-	}
-	b = append(b, `"level":`...)
-	b = appendString(b, r.Level.String())
-	b = append(b, `,"msg":`...)
-	b = appendString(b, r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		b = append(b, ',')
-		b = appendString(b, a.Key)
-		b = append(b, ':')
-		b = appendValue(b, a.Value)
-		return true
-	})
-	b = append(b, '}', '\n')
 	h.mu.Lock()
 	_, err := h.w.Write(b)
 	h.mu.Unlock()
@@ -99,32 +82,36 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
-// flat reports whether the fast path writes r exactly as slog.JSONHandler.
-func (h *Handler) flat(r slog.Record) bool {
-	if !r.Time.IsZero() && !validYear(r.Time) {
-		return false
+// appendRecord appends r as one line of JSON and reports whether that is
+// what slog.JSONHandler writes. It stops at the first thing it cannot write
+// so, and then b holds part of a record.
+func appendRecord(b []byte, r *slog.Record) ([]byte, bool) {
+	b = append(b, '{')
+	if !r.Time.IsZero() {
+		if !validYear(r.Time) {
+			return b, false
+		}
+		b = append(b, `"time":"`...)
+		b = appendTime(b, r.Time.Round(0))
+		b = append(b, `",`...)
 	}
+	b = append(b, `"level":"`...)
+	b = append(b, r.Level.String()...) // a level name, maybe with +n or -n: nothing to escape
+	b = append(b, `","msg":`...)
+	b = appendString(b, r.Message)
 	ok := true
 	r.Attrs(func(a slog.Attr) bool {
-		ok = a.Key != "" && simple(a.Value)
+		if a.Key == "" {
+			ok = false
+			return false
+		}
+		b = append(b, ',')
+		b = appendString(b, a.Key)
+		b = append(b, ':')
+		b, ok = appendValue(b, a.Value)
 		return ok
 	})
-	return ok
-}
-
-// simple reports whether v is of a kind appendValue writes.
-func simple(v slog.Value) bool {
-	switch v.Kind() {
-	case slog.KindString, slog.KindInt64, slog.KindUint64, slog.KindBool, slog.KindDuration:
-		return true
-	case slog.KindFloat64:
-		f := math.Abs(v.Float64())
-		// encoding/json writes these with an exponent, or refuses them.
-		return f == 0 || (f >= 1e-6 && f < 1e21)
-	case slog.KindTime:
-		return validYear(v.Time())
-	}
-	return false
+	return append(b, '}', '\n'), ok
 }
 
 // validYear: slog.JSONHandler adds an error for years RFC 3339 cannot write.
@@ -133,76 +120,63 @@ func validYear(t time.Time) bool {
 	return y >= 0 && y < 10000
 }
 
-func appendValue(b []byte, v slog.Value) []byte {
+// appendValue appends v as slog.JSONHandler does, or reports false for a
+// value it may write otherwise: a kind not below, a time that validYear
+// refuses, or a float encoding/json writes with an exponent or refuses.
+func appendValue(b []byte, v slog.Value) ([]byte, bool) {
 	switch v.Kind() {
 	case slog.KindString:
-		return appendString(b, v.String())
+		return appendString(b, v.String()), true
 	case slog.KindInt64:
-		return strconv.AppendInt(b, v.Int64(), 10)
+		return strconv.AppendInt(b, v.Int64(), 10), true
 	case slog.KindUint64:
-		return strconv.AppendUint(b, v.Uint64(), 10)
+		return strconv.AppendUint(b, v.Uint64(), 10), true
 	case slog.KindBool:
-		return strconv.AppendBool(b, v.Bool())
+		return strconv.AppendBool(b, v.Bool()), true
 	case slog.KindDuration:
-		return strconv.AppendInt(b, int64(v.Duration()), 10)
+		return strconv.AppendInt(b, int64(v.Duration()), 10), true
 	case slog.KindFloat64:
-		return strconv.AppendFloat(b, v.Float64(), 'f', -1, 64) // as encoding/json in this range
+		f := v.Float64()
+		if a := math.Abs(f); !(a == 0 || a >= 1e-6 && a < 1e21) { // NaN too
+			return b, false
+		}
+		return strconv.AppendFloat(b, f, 'f', -1, 64), true // as encoding/json in this range
 	case slog.KindTime:
+		t := v.Time()
+		if !validYear(t) {
+			return b, false
+		}
 		b = append(b, '"')
-		b = v.Time().AppendFormat(b, time.RFC3339Nano)
-		return append(b, '"')
+		b = appendTime(b, t)
+		return append(b, '"'), true
 	}
-	panic("jsonlog: appendValue of a kind simple refuses")
+	return b, false
 }
 
-const hex = "0123456789abcdef"
-
-// appendString appends s quoted and escaped as slog.JSONHandler does:
-// ", \ and control characters escaped, invalid UTF-8 as \ufffd, U+2028 and
-// U+2029 escaped, HTML characters left alone.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
+// appendTime appends t as t.AppendFormat(b, time.RFC3339Nano) does, for a
+// year validYear accepts. The time package writes the date, the clock and
+// the zone; the fraction of a second, the slow part of its RFC 3339 code, is
+// written here and moved in before the zone.
+func appendTime(b []byte, t time.Time) []byte {
+	ns := uint32(t.Nanosecond())
+	if ns == 0 {
+		return t.AppendFormat(b, time.RFC3339)
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	var frac [10]byte // '.' and nine digits
+	frac[0] = '.'
+	for i := 9; i > 0; i-- {
+		frac[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	n := len(frac)
+	for frac[n-1] == '0' { // stops at a digit: ns was not 0
+		n--
+	}
+	at := len(b) + len("2006-01-02T15:04:05") // the year has four digits
+	b = t.AppendFormat(b, time.RFC3339)
+	end := len(b)
+	b = append(b, frac[:n]...) // room for the fraction
+	copy(b[at+n:], b[at:end])  // the zone after it
+	copy(b[at:], frac[:n])
+	return b
 }

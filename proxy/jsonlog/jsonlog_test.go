@@ -19,7 +19,7 @@ func both(t testing.TB, level slog.Level, msg string, when time.Time, attrs ...s
 	j := slog.NewJSONHandler(&wb, &slog.HandlerOptions{Level: slog.LevelDebug})
 	r := slog.NewRecord(when, level, msg, 0)
 	r.AddAttrs(attrs...)
-	fast = h.flat(r)
+	_, fast = appendRecord(nil, &r)
 	if err := h.Handle(context.Background(), r.Clone()); err != nil {
 		t.Fatalf("Handle = %v", err)
 	}
@@ -67,6 +67,8 @@ func TestSameAsJSONHandler(t *testing.T) {
 		}, true},
 		{"float with exponent", when, slog.LevelInfo, "m", []slog.Attr{slog.Float64("f", 1e-7)}, false},
 		{"float too big", when, slog.LevelInfo, "m", []slog.Attr{slog.Float64("f", 1e21)}, false},
+		{"NaN", when, slog.LevelInfo, "m", []slog.Attr{slog.Float64("f", math.NaN())}, false},
+		{"-Inf", when, slog.LevelInfo, "m", []slog.Attr{slog.Float64("f", math.Inf(-1))}, false},
 		{"group", when, slog.LevelInfo, "m", []slog.Attr{slog.Group("g", slog.Int("a", 1))}, false},
 		{"any", when, slog.LevelInfo, "m", []slog.Attr{slog.Any("e", errors.New("boom"))}, false},
 		{"valuer", when, slog.LevelInfo, "m", []slog.Attr{slog.Any("v", valuer{})}, false},
