@@ -25,6 +25,9 @@ func FuzzParse(f *testing.F) {
 	for _, tc := range invalidTests {
 		f.Add([]byte(tc.in))
 	}
+	for _, in := range inStrings {
+		f.Add([]byte(`["abcdefg` + in.raw + `hijklmnop", "` + in.raw + `"]`))
+	}
 	f.Fuzz(checkParse)
 }
 

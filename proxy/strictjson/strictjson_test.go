@@ -3,6 +3,7 @@ package strictjson_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -70,6 +71,9 @@ var validTests = []struct {
 	},
 	{name: "max depth of arrays", in: strings.Repeat("[", 256) + strings.Repeat("]", 256), want: nestedArrays(256)},
 	{name: "max depth of objects", in: strings.Repeat(`{"a":`, 255) + "{}" + strings.Repeat("}", 255), want: nestedObjects(256)},
+	{name: "names alike but different", in: `{"axb":1,"ayb":2,"azb":3,"":4,"a":5,"b":6}`, want: map[string]any{"axb": n("1"), "ayb": n("2"), "azb": n("3"), "": n("4"), "a": n("5"), "b": n("6")}},
+	{name: "sixteen members", in: membersDoc(16) + "}", want: membersTree(16)},
+	{name: "seventeen members", in: membersDoc(17) + "}", want: membersTree(17)},
 	{name: "webhook", in: webhookBody, want: webhookTree()},
 }
 
@@ -91,6 +95,10 @@ var invalidTests = []struct {
 	{name: "escaped duplicate of raw utf-8", in: `{"é":1,"\u00e9":2}`, want: strictjson.ErrDuplicateKey, wantOffset: 8},
 	{name: "surrogate pair duplicate", in: `{"😀":1,"\ud83d\ude00":2}`, want: strictjson.ErrDuplicateKey, wantOffset: 10},
 	{name: "duplicate empty name", in: `{"":1,"":2}`, want: strictjson.ErrDuplicateKey, wantOffset: 6},
+	{name: "duplicate among names alike", in: `{"axb":1,"ayb":2,"axb":3}`, want: strictjson.ErrDuplicateKey, wantOffset: 17},
+	{name: "first repeat reported", in: `{"ab":1,"b":2,"cb":3,"b":4,"ab":5}`, want: strictjson.ErrDuplicateKey, wantOffset: 21},
+	{name: "duplicate in sixteen members", in: membersDoc(15) + `,"k3":3}`, want: strictjson.ErrDuplicateKey, wantOffset: len(membersDoc(15)) + 1},
+	{name: "duplicate in seventeen members", in: membersDoc(16) + `,"k3":3}`, want: strictjson.ErrDuplicateKey, wantOffset: len(membersDoc(16)) + 1},
 
 	// Invalid UTF-8.
 	{name: "invalid byte", in: "\"\xff\"", want: strictjson.ErrInvalidUTF8, wantOffset: 1},
@@ -331,4 +339,26 @@ func nestedObjects(depth int) any {
 		v = map[string]any{"a": v}
 	}
 	return v
+}
+
+// membersDoc returns an object of n members "k0":0, "k1":1 and so on,
+// without its closing brace.
+func membersDoc(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"k%d":%d`, i, i)
+	}
+	return "{" + b.String()
+}
+
+// membersTree is the tree of membersDoc(n) + "}".
+func membersTree(n int) map[string]any {
+	m := make(map[string]any, n)
+	for i := range n {
+		m[fmt.Sprintf("k%d", i)] = json.Number(fmt.Sprint(i))
+	}
+	return m
 }

@@ -1,6 +1,10 @@
 package strictjson
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"math/bits"
+	"unicode/utf8"
+)
 
 // plain reports the bytes a string may hold as they are: ASCII other than
 // control characters, '"' and '\\'. Bytes from 0x80 up need a UTF-8 check.
@@ -11,15 +15,60 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// skipPlain returns the index of the first byte of d at or after i that is
+// not plain, or len(d). While 8 bytes remain it reads them as one
+// little-endian word; d is the whole input, so a word may run past the
+// closing quote into what follows.
+func skipPlain(d []byte, i int) int {
+	for ; len(d)-i >= 8; i += 8 {
+		if m := notPlain(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(d) && plain[d[i]] {
+		i++
+	}
+	return i
+}
+
+// Masks for reading 8 bytes at a time.
+const (
+	lsbs = 0x0101010101010101 // 0x01 in each byte
+	msbs = 0x8080808080808080 // 0x80 in each byte
+)
+
+// notPlain returns 0 if the 8 bytes of w are all plain. Otherwise it has the
+// high bit set of the lowest byte that is not plain, and of no byte below
+// it, so bits.TrailingZeros64 finds that byte. Bytes above it may or may not
+// be flagged.
+//
+// These are the "has a zero byte" and "has a byte less than n" tricks
+// ((v-lsbs*n) &^ v & msbs), without their &^ v: that only keeps bytes from
+// 0x80 up out of the result, and those are not plain anyway, so w itself is
+// ORed in to flag them. Each byte is one of:
+//
+//   - plain (0x20-0x7f less '"' and '\\'): w-0x20, (w^'"')-1 and (w^'\\')-1
+//     are all in 0x00-0x7e, so it is not flagged and does not borrow from
+//     the byte above;
+//   - below 0x20: w-0x20 wraps to 0xe0 or more;
+//   - '"' or '\\': w^'"' or w^'\\' is 0, and 0-1 wraps to 0xff;
+//   - 0x80 or more: flagged by w.
+//
+// So no byte below the lowest one that is not plain borrows, and that one
+// is flagged; its own borrow may flag bytes above it, which do not matter.
+func notPlain(w uint64) uint64 {
+	quote := w ^ (lsbs * '"')
+	backslash := w ^ (lsbs * '\\')
+	return ((w - lsbs*0x20) | (quote - lsbs) | (backslash - lsbs) | w) & msbs
+}
+
 // str parses the string whose opening quote is at p.pos.
 func (p *parser) str() (string, error) {
 	d := p.data
 	start := p.pos + 1
 	i := start
 	for {
-		for i < len(d) && plain[d[i]] {
-			i++
-		}
+		i = skipPlain(d, i)
 		if i >= len(d) {
 			return "", p.eof("in string")
 		}
@@ -94,10 +143,7 @@ func (p *parser) escaped(start, i int) (string, error) {
 		case c < 0x20:
 			return "", fail(ErrSyntax, i, "unescaped control character %s in string", describe(c))
 		case c < utf8.RuneSelf:
-			j := i + 1
-			for j < len(d) && plain[d[j]] {
-				j++
-			}
+			j := skipPlain(d, i+1)
 			buf = append(buf, d[i:j]...)
 			i = j
 		default:
