@@ -177,3 +177,37 @@ func TestReadTimeoutWithHeaderTimeout(t *testing.T) {
 	}
 	c.expectClosed()
 }
+
+// A request that arrives whole sets no read deadline (it needs no read),
+// so the next request on the connection must get deadlines of its own:
+// after a pause longer than the read timeout, a whole request is still
+// served, and a slow head still times out at the header timeout, not the
+// idle one.
+func TestDeadlinesAfterBufferedRequest(t *testing.T) {
+	const headerTimeout = 100 * time.Millisecond
+	h := newRecorder()
+	ts := startServer(t, h, func(s *h1.Server) {
+		s.ReadHeaderTimeout = headerTimeout
+		s.ReadTimeout = 150 * time.Millisecond
+		s.IdleTimeout = 5 * time.Second
+	})
+	c := dial(t, ts.addr)
+	whole := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+	c.send(whole)
+	c.mustRead("POST")
+	time.Sleep(400 * time.Millisecond)
+	c.send(whole + whole) // two at once: the second is buffered behind the first
+	c.mustRead("POST")
+	c.mustRead("POST")
+	c.send("POST / HTTP/1.1\r\nHost: a\r\n")
+	start := time.Now()
+	c.expectClosedWithin(2 * time.Second)
+	ts.serverDone(c)
+	if elapsed := time.Since(start); elapsed < headerTimeout/2 || elapsed > time.Second {
+		t.Errorf("slow head closed after %v, want about the %v header timeout", elapsed, headerTimeout)
+	}
+	for range 3 {
+		h.next(t)
+	}
+	h.none(t)
+}
