@@ -11,8 +11,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/postern-dev/postern/proxy/strictjson"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/postern-dev/postern/proxy/strictjson"
 )
 
 //go:embed *.json
