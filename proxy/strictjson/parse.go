@@ -178,7 +178,7 @@ func (p *parser) skipSpace() {
 
 // isSpace reports whether c is JSON whitespace: space, tab, LF or CR.
 func isSpace(c byte) bool {
-	return c <= ' ' && (1<<c)&(1<<' '|1<<'\t'|1<<'\n'|1<<'\r') != 0
+	return c <= ' ' && uint64(1)<<c&(1<<' '|1<<'\t'|1<<'\n'|1<<'\r') != 0
 }
 
 // eof is the error for input that ends inside a value.
