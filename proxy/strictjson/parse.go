@@ -140,14 +140,31 @@ func (p *parser) parse(data []byte) error {
 // 8-16% of BenchmarkDoc's profile.
 func (p *parser) push(kind Kind, text string) {
 	nodes := p.doc.Nodes
-	if len(nodes) < cap(nodes) {
-		nodes = nodes[:len(nodes)+1]
-	} else {
-		nodes = append(nodes, Node{})
+	if len(nodes) == cap(nodes) {
+		nodes = p.grow(nodes)
 	}
+	nodes = nodes[:len(nodes)+1]
 	n := &nodes[len(nodes)-1]
 	n.Text, n.Name, n.Len, n.Next, n.Kind = text, "", 0, int32(len(nodes)), kind
 	p.doc.Nodes = nodes
+}
+
+// grow returns nodes with room for more: twice the capacity, or, once that
+// passes half of what the input can hold (every value but the first takes
+// at least two bytes: itself and a comma or colon before it), all of it.
+// append would grow a large list by a quarter at a time, allocating about
+// five times its final size on the way; this allocates at most about
+// twice. It is kept out of line so that push, on every value, stays small.
+//
+//go:noinline
+func (p *parser) grow(nodes []Node) []Node {
+	c := max(2*cap(nodes), 16)
+	if bound := len(p.data)/2 + 1; c > bound/2 {
+		c = max(bound, len(nodes)+1)
+	}
+	next := make([]Node, len(nodes), c)
+	copy(next, nodes)
+	return next
 }
 
 // source returns data[i:j] as a string that shares the parser's one copy of
