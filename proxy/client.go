@@ -103,15 +103,14 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 	}
 	ctx := req.Context()
 	addr := hostPort(req.URL)
-	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh)
+	deadline, _ := ctx.Deadline()
+	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh, deadline)
 	if err != nil {
 		return nil, false, err
 	}
 	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: cc.conn, Reused: reused})
 	}
-	deadline, _ := ctx.Deadline()
-	cc.conn.SetDeadline(deadline)
 	before := cc.read.n
 	bw := getWriter(cc.conn)
 	err = writeRequest(bw, req)
@@ -129,20 +128,29 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 	return resp, reused, nil
 }
 
-// get returns a pooled connection, or a new one to addr.
-func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool) (*clientConn, bool, error) {
+// get returns a pooled connection, or a new one to addr, with its deadline
+// set.
+func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool, deadline time.Time) (*clientConn, bool, error) {
 	if !fresh {
-		if cc := c.pooled(); cc != nil {
+		if cc := c.pooled(deadline); cc != nil {
 			return cc, true, nil
 		}
 	}
 	cc, err := c.dial(ctx, scheme, addr)
+	if err == nil {
+		cc.conn.SetDeadline(deadline)
+	}
 	return cc, false, err
 }
 
 // pooled returns the most recently used pooled connection that is still
-// usable, or nil.
-func (c *Client) pooled() *clientConn {
+// usable, with its deadline set, or nil.
+//
+// The deadline is set before the quiet check: a pooled connection keeps
+// the deadline of its last exchange (clearing it at put would cost a timer
+// update per request), and a read on a connection past its deadline fails
+// at once, which would count a quiet connection as broken.
+func (c *Client) pooled(deadline time.Time) *clientConn {
 	now := time.Now()
 	for {
 		c.mu.Lock()
@@ -156,7 +164,7 @@ func (c *Client) pooled() *clientConn {
 		// A pooled connection is reused only if it is quiet: bytes waiting
 		// on it are an answer nobody asked for (which would otherwise be
 		// read as this request's answer), and EOF means the app closed it.
-		if now.Sub(cc.lastUsed) < c.idleTimeout() && cc.peek.quiet() {
+		if now.Sub(cc.lastUsed) < c.idleTimeout() && cc.conn.SetDeadline(deadline) == nil && cc.peek.quiet() {
 			cc.br = getReader(&cc.read)
 			return cc
 		}
@@ -243,7 +251,6 @@ func (cc *clientConn) failed(before int64, err error) error {
 func (c *Client) put(cc *clientConn) {
 	putReader(cc.br) // empty: the callers check
 	cc.br = nil
-	cc.conn.SetDeadline(time.Time{})
 	cc.lastUsed = time.Now()
 	c.mu.Lock()
 	if len(c.idle) < c.maxIdle() {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"testing"
+	"time"
 )
 
 func clientPost(t *testing.T, c *Client, url string, h http.Header) (*http.Response, string, bool) {
@@ -95,5 +97,42 @@ func TestClientTLS(t *testing.T) {
 	c.TLSConfig.RootCAs = pool
 	if resp, got, _ := clientPost(t, c, app.URL, nil); resp.StatusCode != 200 || got != "secure" {
 		t.Errorf("https: got %d %q", resp.StatusCode, got)
+	}
+}
+
+// TestClientReusesPastDeadline: a pooled connection keeps its last
+// exchange's deadline while idle; once that has passed, the connection is
+// still quiet and is reused, not counted broken and redialed.
+func TestClientReusesPastDeadline(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer app.Close()
+	c := &Client{}
+	defer c.CloseIdleConnections()
+	post := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app.URL, strings.NewReader("x"))
+		req.ContentLength = 1
+		var reused bool
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		return reused
+	}
+	post()
+	time.Sleep(150 * time.Millisecond) // past the first exchange's deadline
+	if !post() {
+		t.Error("a quiet pooled connection past its last deadline was not reused")
 	}
 }

@@ -28,7 +28,7 @@ type upstreamResponse struct {
 func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, fresh bool) (ur *upstreamResponse, reused bool, err error) {
 	var cc *clientConn
 	if !fresh {
-		cc = c.pooled()
+		cc = c.pooled(deadline)
 	}
 	reused = cc != nil
 	if cc == nil {
@@ -39,8 +39,8 @@ func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, 
 		if err != nil {
 			return nil, false, err
 		}
+		cc.conn.SetDeadline(deadline)
 	}
-	cc.conn.SetDeadline(deadline)
 	before := cc.read.n
 	bw := getWriter(cc.conn)
 	err = o.write(bw)

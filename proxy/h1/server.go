@@ -253,7 +253,53 @@ type conn struct {
 	body    body
 	resp    response
 	broken  bool // a read or write failed: no more requests
+	// The deadlines last set (zero: none), for readBy and writeBy.
+	rd, wd time.Time
 }
+
+// readBy sets the read deadline to at, or leaves the one already set when
+// it falls no more than slack after at. The idle and write deadlines move
+// with every request, and an update costs a timer operation and clock
+// reads; with slack an eighth of the timeout (see slack), a busy
+// connection updates each of them about once per eighth of its timeout,
+// and those two timeouts can end up to an eighth longer than configured,
+// never shorter. The header and request read timeouts get no slack. A zero
+// at clears the deadline.
+func (c *conn) readBy(at time.Time, slack time.Duration) {
+	if keep(c.rd, at, slack) {
+		return
+	}
+	if !at.IsZero() {
+		at = at.Add(slack)
+	}
+	c.rd = at
+	c.nc.SetReadDeadline(at)
+}
+
+// writeBy is readBy for the write deadline.
+func (c *conn) writeBy(at time.Time, slack time.Duration) {
+	if keep(c.wd, at, slack) {
+		return
+	}
+	if !at.IsZero() {
+		at = at.Add(slack)
+	}
+	c.wd = at
+	c.nc.SetWriteDeadline(at)
+}
+
+// keep reports whether the deadline set, cur, can stand for at: both
+// none, or cur within slack after at.
+func keep(cur, at time.Time, slack time.Duration) bool {
+	if at.IsZero() || cur.IsZero() {
+		return at.IsZero() && cur.IsZero()
+	}
+	d := cur.Sub(at)
+	return d >= 0 && d <= slack
+}
+
+// slack is the lateness readBy and writeBy allow for a timeout d.
+func slack(d time.Duration) time.Duration { return d / 8 }
 
 func (c *conn) serve() {
 	c.br = readerPool.Get().(*bufio.Reader)
@@ -282,7 +328,13 @@ func (c *conn) serve() {
 		}
 		if c.br.Buffered() == 0 {
 			if wait > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(wait))
+				// Only the idle timeout gets slack: the header and
+				// request timeouts stay exact.
+				sl := slack(wait)
+				if first {
+					sl = 0
+				}
+				c.readBy(time.Now().Add(wait), sl)
 			}
 			if _, err := c.br.Peek(1); err != nil {
 				return
@@ -317,7 +369,7 @@ func (c *conn) serveOne() (keep bool) {
 	// As net/http: without a header timeout, the read timeout bounds the
 	// headers too.
 	if t := cmp.Or(s.ReadHeaderTimeout, s.ReadTimeout); t > 0 && !c.headBuffered() {
-		c.nc.SetReadDeadline(start.Add(t))
+		c.readBy(start.Add(t), 0)
 	}
 	req, herr := c.readRequest()
 	if herr != nil {
@@ -326,13 +378,13 @@ func (c *conn) serveOne() (keep bool) {
 	}
 	if !c.bodyBuffered() {
 		if s.ReadTimeout > 0 {
-			c.nc.SetReadDeadline(start.Add(s.ReadTimeout))
+			c.readBy(start.Add(s.ReadTimeout), 0)
 		} else {
-			c.nc.SetReadDeadline(time.Time{})
+			c.readBy(time.Time{}, 0)
 		}
 	}
 	if s.WriteTimeout > 0 {
-		c.nc.SetWriteDeadline(start.Add(s.WriteTimeout))
+		c.writeBy(start.Add(s.WriteTimeout), slack(s.WriteTimeout))
 	}
 	w := &c.resp
 	closeAfter := w.closeAfter
@@ -403,7 +455,7 @@ func (c *conn) writeError(e *requestError, start time.Time) {
 		return // the connection broke or timed out: nobody to answer
 	}
 	ctype, body := c.srv.errorBody(e.status, e.detail)
-	c.nc.SetWriteDeadline(start.Add(5 * time.Second))
+	c.writeBy(start.Add(5*time.Second), 0)
 	bw := c.bw
 	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", e.status, http.StatusText(e.status))
 	bw.Write(c.srv.dateHeader(start))
@@ -414,7 +466,7 @@ func (c *conn) writeError(e *requestError, start time.Time) {
 	// connection over the unread rest of its request.
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
-		c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		c.readBy(time.Now().Add(500*time.Millisecond), 0)
 		io.CopyN(io.Discard, c.nc, maxDiscardBytes)
 	}
 }
