@@ -12,8 +12,11 @@ type deadlineConn struct {
 	reads, writes []time.Time
 }
 
-func (d *deadlineConn) SetReadDeadline(t time.Time) error  { d.reads = append(d.reads, t); return nil }
-func (d *deadlineConn) SetWriteDeadline(t time.Time) error { d.writes = append(d.writes, t); return nil }
+func (d *deadlineConn) SetReadDeadline(t time.Time) error { d.reads = append(d.reads, t); return nil }
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.writes = append(d.writes, t)
+	return nil
+}
 
 // TestLazyDeadlines: a deadline asked for again and again, a little later
 // each time (as on a busy kept-alive connection), is set about once per
