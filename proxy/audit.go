@@ -72,11 +72,15 @@ func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
 	}
 	// The handler directly, as slog.Logger.LogAttrs does but without the
 	// caller's program counter (runtime.Callers), which the audit record
-	// does not show.
-	if ah := h.opts.Audit.Handler(); ah.Enabled(ctx, slog.LevelInfo) {
+	// does not show; postern's own handler without a slog.Record too.
+	switch ah := h.opts.Audit.Handler(); {
+	case !ah.Enabled(ctx, slog.LevelInfo):
+	case h.auditJSON != nil:
+		h.auditJSON.HandleAttrs(ctx, end, slog.LevelInfo, "webhook", attrs) // an audit write error has nowhere better to go
+	default:
 		r := slog.NewRecord(end, slog.LevelInfo, "webhook", 0)
 		r.AddAttrs(attrs...)
-		ah.Handle(ctx, r) // an audit write error has nowhere better to go
+		ah.Handle(ctx, r)
 	}
 
 	h.metrics.requests.Add(ctx, 1, h.metrics.options("outcome", rec.outcome, "reason", rec.reason)...)

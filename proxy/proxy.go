@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/postern-dev/postern/proxy/jsonlog"
 	"github.com/postern-dev/postern/proxy/schema"
 	"github.com/postern-dev/postern/proxy/signature"
 	"github.com/postern-dev/postern/proxy/strictjson"
@@ -87,6 +88,9 @@ type Handler struct {
 	// monotonic is true when opts.Now is time.Now: durations are then
 	// read from the monotonic clock alone (one clock read, not two).
 	monotonic bool
+	// auditJSON is opts.Audit's handler when it is postern's own, which
+	// takes the record's attributes without an slog.Record.
+	auditJSON *jsonlog.Handler
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -123,6 +127,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Audit == nil {
 		opts.Audit = slog.New(slog.DiscardHandler)
 	}
+	auditJSON, _ := opts.Audit.Handler().(*jsonlog.Handler)
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -136,6 +141,7 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{
 		opts:      opts,
 		monotonic: monotonic,
+		auditJSON: auditJSON,
 		fwd:       forwarder{target: opts.Upstream, client: opts.Client, timeout: opts.UpstreamTimeout},
 	}
 	h.budget.max = max(minBodyBudget, 4*opts.MaxBodyBytes)

@@ -72,6 +72,32 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		buffers.Put(bp)
 		return h.slow.Handle(ctx, r)
 	}
+	return h.write(bp, b)
+}
+
+// HandleAttrs writes what Handle writes for a record of t, level, msg and
+// attrs, without building the slog.Record: a caller that holds its
+// attributes in a slice and calls the Handler directly (not through an
+// slog.Handler interface) saves the record's copy of them and its
+// allocation for more than five. The caller checks Enabled first, as
+// slog.Logger does.
+func (h *Handler) HandleAttrs(ctx context.Context, t time.Time, level slog.Level, msg string, attrs []slog.Attr) error {
+	bp := buffers.Get().(*[]byte)
+	b, ok := appendHead((*bp)[:0], t, level, msg)
+	for i := 0; ok && i < len(attrs); i++ {
+		b, ok = appendAttr(b, attrs[i])
+	}
+	if !ok {
+		buffers.Put(bp)
+		r := slog.NewRecord(t, level, msg, 0)
+		r.AddAttrs(attrs...)
+		return h.slow.Handle(ctx, r)
+	}
+	return h.write(bp, append(b, '}', '\n'))
+}
+
+// write writes the record b, held in the pooled buffer bp.
+func (h *Handler) write(bp *[]byte, b []byte) error {
 	h.mu.Lock()
 	_, err := h.w.Write(b)
 	h.mu.Unlock()
@@ -86,32 +112,43 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 // what slog.JSONHandler writes. It stops at the first thing it cannot write
 // so, and then b holds part of a record.
 func appendRecord(b []byte, r *slog.Record) ([]byte, bool) {
-	b = append(b, '{')
-	if !r.Time.IsZero() {
-		if !validYear(r.Time) {
-			return b, false
-		}
-		b = append(b, `"time":"`...)
-		b = appendTime(b, r.Time.Round(0))
-		b = append(b, `",`...)
+	b, ok := appendHead(b, r.Time, r.Level, r.Message)
+	if !ok {
+		return b, false
 	}
-	b = append(b, `"level":"`...)
-	b = append(b, r.Level.String()...) // a level name, maybe with +n or -n: nothing to escape
-	b = append(b, `","msg":`...)
-	b = appendString(b, r.Message)
-	ok := true
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "" {
-			ok = false
-			return false
-		}
-		b = append(b, ',')
-		b = appendString(b, a.Key)
-		b = append(b, ':')
-		b, ok = appendValue(b, a.Value)
+		b, ok = appendAttr(b, a)
 		return ok
 	})
 	return append(b, '}', '\n'), ok
+}
+
+// appendHead appends the record's opening: time, level and message.
+func appendHead(b []byte, t time.Time, level slog.Level, msg string) ([]byte, bool) {
+	b = append(b, '{')
+	if !t.IsZero() {
+		if !validYear(t) {
+			return b, false
+		}
+		b = append(b, `"time":"`...)
+		b = appendTime(b, t.Round(0))
+		b = append(b, `",`...)
+	}
+	b = append(b, `"level":"`...)
+	b = append(b, level.String()...) // a level name, maybe with +n or -n: nothing to escape
+	b = append(b, `","msg":`...)
+	return appendString(b, msg), true
+}
+
+// appendAttr appends ,"key":value for a, or reports false.
+func appendAttr(b []byte, a slog.Attr) ([]byte, bool) {
+	if a.Key == "" {
+		return b, false
+	}
+	b = append(b, ',')
+	b = appendString(b, a.Key)
+	b = append(b, ':')
+	return appendValue(b, a.Value)
 }
 
 // validYear: slog.JSONHandler adds an error for years RFC 3339 cannot write.

@@ -11,11 +11,20 @@ import (
 )
 
 // both logs the same record through Handler and slog.JSONHandler and
-// returns the two outputs, and whether the fast path wrote it.
+// returns the two outputs, and whether the fast path wrote it. It fails
+// the test when HandleAttrs writes other bytes than Handle.
 func both(t testing.TB, level slog.Level, msg string, when time.Time, attrs ...slog.Attr) (got, want string, fast bool) {
 	t.Helper()
-	var gb, wb bytes.Buffer
+	var gb, wb, ab bytes.Buffer
 	h := New(&gb, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if err := New(&ab, &slog.HandlerOptions{Level: slog.LevelDebug}).HandleAttrs(context.Background(), when, level, msg, attrs); err != nil {
+		t.Fatalf("HandleAttrs = %v", err)
+	}
+	defer func() {
+		if ab.String() != got {
+			t.Errorf("HandleAttrs wrote\n%s\nHandle wrote\n%s", ab.String(), got)
+		}
+	}()
 	j := slog.NewJSONHandler(&wb, &slog.HandlerOptions{Level: slog.LevelDebug})
 	r := slog.NewRecord(when, level, msg, 0)
 	r.AddAttrs(attrs...)
@@ -152,6 +161,15 @@ func BenchmarkAuditRecord(b *testing.B) {
 			}
 		})
 	}
+	// As postern writes it: the attributes straight to the handler, with
+	// neither slog.Logger nor slog.Record.
+	b.Run("jsonlog.HandleAttrs", func(b *testing.B) {
+		h := New(discard{}, nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			h.HandleAttrs(context.Background(), when, slog.LevelInfo, "webhook", attrs)
+		}
+	})
 }
 
 type discard struct{}
