@@ -102,7 +102,7 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 			return nil, badRequest("a control character in the request target")
 		}
 	}
-	u, err := url.ParseRequestURI(target)
+	u, err := parseTarget(target, &c.url)
 	if err != nil {
 		return nil, badRequest("malformed request target")
 	}
@@ -172,7 +172,10 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 	// coding Request.TransferEncoding.
 	delete(h, "Host")
 	delete(h, "Transfer-Encoding")
-	req := &http.Request{
+	// The Request and its URL are the connection's, reused: the handler
+	// is done with them when ServeHTTP returns, as with net/http.
+	req := &c.req
+	*req = http.Request{
 		Method:     method,
 		URL:        u,
 		Proto:      proto,
@@ -241,6 +244,32 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 	b.expect = expectContinue && !b.eof && minor == 1
 	req.Close = closeConn || minor == 0 // HTTP/1.0: one request per connection
 	return req, nil
+}
+
+// parseTarget parses a request target as url.ParseRequestURI does. An
+// origin-form path of only unreserved characters and slashes (the usual
+// webhook path) has nothing to unescape, so it is filled into u, which the
+// caller reuses, without ParseRequestURI's allocation.
+func parseTarget(target string, u *url.URL) (*url.URL, error) {
+	if len(target) > 0 && target[0] == '/' && (len(target) == 1 || target[1] != '/') && plainPath(target) {
+		*u = url.URL{Path: target}
+		return u, nil
+	}
+	return url.ParseRequestURI(target)
+}
+
+// plainPath reports whether s holds only unreserved characters (RFC 3986
+// section 2.3) and slashes.
+func plainPath(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9',
+			b == '/', b == '-', b == '.', b == '_', b == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // trimCR strips the line's CR, and reports false for a CR elsewhere.

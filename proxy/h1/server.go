@@ -33,6 +33,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -252,7 +253,9 @@ type conn struct {
 	header  http.Header
 	body    body
 	resp    response
-	broken  bool // a read or write failed: no more requests
+	broken  bool         // a read or write failed: no more requests
+	req     http.Request // the request being served
+	url     url.URL      // its URL, when parseTarget fills it
 	// The deadlines last set (zero: none), for readBy and writeBy.
 	rd, wd time.Time
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,20 +110,31 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
+// TestPipelined: requests sent together are answered in order, and each
+// is seen as itself, though the connection reuses one Request and URL:
+// nothing of a query, a chunked body or a length carries over.
 func TestPipelined(t *testing.T) {
 	h := newRecorder()
 	ts := startServer(t, h, nil)
 	c := dial(t, ts.addr)
-	c.send("POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
+	c.send("POST /first?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
 		"POST /second HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
 		"GET /third HTTP/1.1\r\nHost: a\r\n\r\n")
-	for _, want := range []struct{ path, body string }{{"/first", "hello"}, {"/second", "abc"}, {"/third", ""}} {
+	for _, want := range []struct {
+		path, query, body string
+		length            int64
+		te                []string
+	}{{"/first", "x=1", "hello", 5, nil}, {"/second", "", "abc", -1, []string{"chunked"}}, {"/third", "", "", 0, nil}} {
 		resp, got := c.mustRead("POST")
 		if resp.StatusCode != 200 || got != "ok "+want.path || resp.Close {
 			t.Fatalf("status %d, body %q, close %v; want 200, %q, keep-alive", resp.StatusCode, got, resp.Close, "ok "+want.path)
 		}
-		if s := h.next(t); s.Path != want.path || s.Body != want.body || s.BodyErr != "" {
-			t.Errorf("handler saw %s body %q (err %q), want %s body %q", s.Path, s.Body, s.BodyErr, want.path, want.body)
+		s := h.next(t)
+		if s.Path != want.path || s.RawQuery != want.query || s.Body != want.body || s.BodyErr != "" ||
+			s.ContentLength != want.length || !slices.Equal(s.TransferEncoding, want.te) {
+			t.Errorf("handler saw %s?%s body %q (err %q) length %d coding %v, want %s?%s body %q length %d coding %v",
+				s.Path, s.RawQuery, s.Body, s.BodyErr, s.ContentLength, s.TransferEncoding,
+				want.path, want.query, want.body, want.length, want.te)
 		}
 	}
 	h.none(t)
