@@ -330,6 +330,14 @@ func (c *conn) serve() {
 			wait = cmp.Or(s.ReadHeaderTimeout, s.ReadTimeout)
 		}
 		if c.br.Buffered() == 0 {
+			if !first {
+				// Let the other connections that are ready run first:
+				// by the time this one reads again, its client has
+				// often sent the next request, and the read that would
+				// find nothing (and the park and wake-up after it) is
+				// saved. bench/run: about half a read per request less.
+				runtime.Gosched()
+			}
 			if wait > 0 {
 				// Only the idle timeout gets slack: the header and
 				// request timeouts stay exact.
