@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -48,6 +49,11 @@ func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, 
 	if err != nil {
 		return nil, reused, cc.failed(before, err)
 	}
+	// Let the other ready requests run before reading: the app has often
+	// answered by then, which saves the read that would find nothing and
+	// the park and wake-up after it (bench/run: about 0.7 reads per
+	// request less under load). Alone, this returns at once.
+	runtime.Gosched()
 	cc.read.limit = before + maxResponseHeaderBytes
 	err = cc.readFinalHead()
 	cc.read.limit = 0
