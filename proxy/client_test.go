@@ -21,9 +21,7 @@ func clientPost(t *testing.T, c *Client, url string, h http.Header) (*http.Respo
 	if h != nil {
 		req.Header = h
 	}
-	var reused bool
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+	req, reused := traceReuse(req)
 	resp, err := c.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +31,15 @@ func clientPost(t *testing.T, c *Client, url string, h http.Header) (*http.Respo
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, string(data), reused
+	return resp, string(data), *reused
+}
+
+// traceReuse returns req with a trace that sets *reused to whether the
+// client reused a pooled connection for it.
+func traceReuse(req *http.Request) (*http.Request, *bool) {
+	reused := new(bool)
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { *reused = i.Reused }})), reused
 }
 
 func TestClient(t *testing.T) {
@@ -116,9 +122,7 @@ func TestClientReusesPastDeadline(t *testing.T) {
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app.URL, strings.NewReader("x"))
 		req.ContentLength = 1
-		var reused bool
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+		req, reused := traceReuse(req)
 		resp, err := c.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +132,7 @@ func TestClientReusesPastDeadline(t *testing.T) {
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
-		return reused
+		return *reused
 	}
 	post()
 	time.Sleep(150 * time.Millisecond) // past the first exchange's deadline

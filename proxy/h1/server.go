@@ -269,26 +269,24 @@ type conn struct {
 // never shorter. The header and request read timeouts get no slack. A zero
 // at clears the deadline.
 func (c *conn) readBy(at time.Time, slack time.Duration) {
-	if keep(c.rd, at, slack) {
-		return
-	}
-	if !at.IsZero() {
-		at = at.Add(slack)
-	}
-	c.rd = at
-	c.nc.SetReadDeadline(at)
+	moveDeadline(&c.rd, c.nc.SetReadDeadline, at, slack)
 }
 
 // writeBy is readBy for the write deadline.
 func (c *conn) writeBy(at time.Time, slack time.Duration) {
-	if keep(c.wd, at, slack) {
+	moveDeadline(&c.wd, c.nc.SetWriteDeadline, at, slack)
+}
+
+// moveDeadline sets the deadline *cur with set, as readBy describes.
+func moveDeadline(cur *time.Time, set func(time.Time) error, at time.Time, slack time.Duration) {
+	if keep(*cur, at, slack) {
 		return
 	}
 	if !at.IsZero() {
 		at = at.Add(slack)
 	}
-	c.wd = at
-	c.nc.SetWriteDeadline(at)
+	*cur = at
+	set(at)
 }
 
 // keep reports whether the deadline set, cur, can stand for at: both
