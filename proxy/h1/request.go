@@ -135,7 +135,7 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 		if !found || !isToken(name) {
 			return nil, badRequest("malformed header name (no colon, or whitespace before it)")
 		}
-		value = strings.Trim(value, " \t")
+		value = trimOWS(value)
 		if !validValue(value) {
 			return nil, badRequest("a control character in header " + quoteName(name))
 		}
@@ -149,7 +149,7 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 			te, nTE = value, nTE+1
 		case "Connection":
 			for tok := range strings.SplitSeq(value, ",") {
-				tok = strings.Trim(tok, " \t")
+				tok = trimOWS(tok)
 				closeConn = closeConn || strings.EqualFold(tok, "close")
 			}
 		case "Expect":
@@ -359,7 +359,8 @@ func quoteName(name string) string {
 }
 
 // commonKeys maps lower-case spellings of frequent headers to their
-// canonical form, so that canonicalizing them allocates nothing.
+// canonical form, so that canonicalizing them allocates nothing (a name
+// already canonical is used as it is).
 var commonKeys = func() map[string]string {
 	m := map[string]string{}
 	for _, k := range []string{
@@ -369,24 +370,36 @@ var commonKeys = func() map[string]string {
 		"Svix-Id", "Svix-Timestamp", "Svix-Signature", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature",
 	} {
 		m[strings.ToLower(k)] = k
-		m[k] = k
 	}
 	return m
 }()
 
 func canonicalKey(name string) string {
-	if k, ok := commonKeys[name]; ok {
-		return k
-	}
 	upper := true
 	for i := 0; i < len(name); i++ {
 		b := name[i]
 		if upper && 'a' <= b && b <= 'z' || !upper && 'A' <= b && b <= 'Z' {
+			if k, ok := commonKeys[name]; ok {
+				return k
+			}
 			return http.CanonicalHeaderKey(name)
 		}
 		upper = b == '-'
 	}
 	return name
+}
+
+// trimOWS strips optional whitespace (spaces and tabs) from both ends of
+// s, as strings.Trim(s, " \t") does without building a set of the two.
+func trimOWS(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
 }
 
 // body reads a request body framed by Content-Length or chunked coding.
