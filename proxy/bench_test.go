@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -238,4 +239,28 @@ func noContentApp(b *testing.B) *url.URL {
 	b.Cleanup(upstream.Close)
 	target, _ := url.Parse(upstream.URL)
 	return target
+}
+
+// BenchmarkOutboundWrite: writing the request to the app (request line,
+// the sender's headers by the forwarding rules, postern's, the body) into a
+// buffer, without the network.
+func BenchmarkOutboundWrite(b *testing.B) {
+	target := noContentApp(b)
+	fw := &forwarder{target: target, client: &Client{}, timeout: 10 * time.Second}
+	body := []byte(benchBody)
+	sig := signed(testKey, "msg_bench", time.Now(), benchBody)
+	sig.Set("User-Agent", "Svix-Webhooks/1.44")
+	v := verifiedHeaders{names: [3]string{"Svix-Id", "Svix-Timestamp", "Svix-Signature"}, id: sig.Get("Svix-Id"),
+		timestamp: sig.Get("Svix-Timestamp"), signature: sig.Get("Svix-Signature"), eventType: "REFERRAL_CREATED"}
+	in := httptest.NewRequest(http.MethodPost, "/hook", nil)
+	in.Header = sig
+	w := bufio.NewWriterSize(io.Discard, 16<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		o := outbound{f: fw, in: in, body: body, verified: v}
+		o.prepare()
+		if err := o.write(w); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
