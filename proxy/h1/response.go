@@ -228,6 +228,10 @@ func writeValue(bw interface {
 	WriteString(string) (int, error)
 	WriteByte(byte) error
 }, v string) {
+	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, 0) < 0 {
+		bw.WriteString(v) // the usual value, checked without building a set of the three
+		return
+	}
 	for {
 		i := strings.IndexAny(v, "\r\n\x00")
 		if i < 0 {
