@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -342,9 +341,12 @@ func (cc *clientConn) readResponse(req *http.Request) (*http.Response, error) {
 
 // validHeaderValue rejects CR, LF and NUL, which would split the request.
 func validHeaderValue(v string) bool {
-	// Three vectorized scans beat one loop over the bytes for values of
-	// a few dozen bytes, as headers are.
-	return strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, 0) < 0
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // clientBody returns the connection to the pool once the body is read to

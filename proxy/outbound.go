@@ -217,24 +217,10 @@ func (o *outbound) fixed(k string) (string, bool) {
 	return o.verified.get(k)
 }
 
-// writeField writes the field k: v, in one append when it fits in what is
-// left of w's buffer.
 func writeField(w *bufio.Writer, k, v string) error {
-	if !validHeaderValue(v) {
-		return errInvalidValue(k)
-	}
-	if b := w.AvailableBuffer(); cap(b) >= len(k)+len(v)+4 {
-		b = append(b, k...)
-		b = append(b, ": "...)
-		b = append(b, v...)
-		w.Write(append(b, "\r\n"...))
-		return nil
-	}
 	w.WriteString(k)
 	w.WriteString(": ")
-	w.WriteString(v)
-	w.WriteString("\r\n")
-	return nil
+	return writeValue(w, k, v)
 }
 
 func writeValue(w *bufio.Writer, k, v string) error {
