@@ -230,13 +230,13 @@ func BenchmarkExchange(b *testing.B) {
 }
 
 // noContentApp starts an app on loopback that reads each body and answers
-// 204, for the life of the benchmark, and returns its URL.
-func noContentApp(b *testing.B) *url.URL {
+// 204, for the life of the test or benchmark, and returns its URL.
+func noContentApp(tb testing.TB) *url.URL {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	b.Cleanup(upstream.Close)
+	tb.Cleanup(upstream.Close)
 	target, _ := url.Parse(upstream.URL)
 	return target
 }

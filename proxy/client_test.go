@@ -110,17 +110,13 @@ func TestClientTLS(t *testing.T) {
 // exchange's deadline while idle; once that has passed, the connection is
 // still quiet and is reused, not counted broken and redialed.
 func TestClientReusesPastDeadline(t *testing.T) {
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer app.Close()
+	app := noContentApp(t).String()
 	c := &Client{}
 	defer c.CloseIdleConnections()
 	post := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app.URL, strings.NewReader("x"))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app, strings.NewReader("x"))
 		req.ContentLength = 1
 		req, reused := traceReuse(req)
 		resp, err := c.RoundTrip(req)

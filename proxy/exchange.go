@@ -51,8 +51,8 @@ func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, 
 	}
 	// Let the other ready requests run before reading: the app has often
 	// answered by then, which saves the read that would find nothing and
-	// the park and wake-up after it (bench/run: about 0.7 reads per
-	// request less under load). Alone, this returns at once.
+	// the park and wake-up after it (perf stat under the bench's load:
+	// about 0.7 reads per request less). Alone, this returns at once.
 	runtime.Gosched()
 	cc.read.limit = before + maxResponseHeaderBytes
 	err = cc.readFinalHead()

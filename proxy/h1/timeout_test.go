@@ -66,9 +66,8 @@ func TestReadHeaderTimeout(t *testing.T) {
 	}
 }
 
-// TestReadTimeoutBoundsHeaders: ReadTimeout "bounds reading a whole request,
-// body included, from its first byte", so it also bounds the headers when
-// ReadHeaderTimeout is not set.
+// TestReadHeaderTimeoutKeptAlive: on a kept-alive connection, the header
+// timeout, not the idle timeout, bounds a request's head from its first byte.
 func TestReadHeaderTimeoutKeptAlive(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	h := newRecorder()
@@ -84,16 +83,16 @@ func TestReadHeaderTimeoutKeptAlive(t *testing.T) {
 	h.next(t)
 	// The next request starts, then stalls: the header timeout, not the
 	// idle timeout, applies from its first byte.
-	start := time.Now()
 	c.send("POST /second HTTP/1.1\r\nHost: a\r\n")
-	c.expectClosedWithin(2 * time.Second)
-	ts.serverDone(c)
-	if elapsed := time.Since(start); elapsed < timeout/2 {
+	if elapsed := closedAfter(ts, c); elapsed < timeout/2 {
 		t.Errorf("closed after %v, before the %v timeout", elapsed, timeout)
 	}
 	h.none(t)
 }
 
+// TestReadTimeoutBoundsHeaders: ReadTimeout "bounds reading a whole request,
+// body included, from its first byte", so it also bounds the headers when
+// ReadHeaderTimeout is not set.
 func TestReadTimeoutBoundsHeaders(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	h := newRecorder()
@@ -117,10 +116,7 @@ func TestIdleTimeout(t *testing.T) {
 	if resp, _ := c.mustRead("GET"); resp.Close {
 		t.Fatal("the response closes the connection; want it kept alive")
 	}
-	start := time.Now()
-	c.expectClosedWithin(2 * time.Second)
-	ts.serverDone(c)
-	if elapsed := time.Since(start); elapsed < timeout/2 {
+	if elapsed := closedAfter(ts, c); elapsed < timeout/2 {
 		t.Errorf("closed after %v, before the %v idle timeout", elapsed, timeout)
 	}
 	h.next(t)
@@ -200,14 +196,20 @@ func TestDeadlinesAfterBufferedRequest(t *testing.T) {
 	c.mustRead("POST")
 	c.mustRead("POST")
 	c.send("POST / HTTP/1.1\r\nHost: a\r\n")
-	start := time.Now()
-	c.expectClosedWithin(2 * time.Second)
-	ts.serverDone(c)
-	if elapsed := time.Since(start); elapsed < headerTimeout/2 || elapsed > time.Second {
+	if elapsed := closedAfter(ts, c); elapsed < headerTimeout/2 || elapsed > time.Second {
 		t.Errorf("slow head closed after %v, want about the %v header timeout", elapsed, headerTimeout)
 	}
 	for range 3 {
 		h.next(t)
 	}
 	h.none(t)
+}
+
+// closedAfter waits (up to 2 s) for the server to close c and to be done
+// with it, and returns how long that took.
+func closedAfter(ts *testServer, c *client) time.Duration {
+	start := time.Now()
+	c.expectClosedWithin(2 * time.Second)
+	ts.serverDone(c)
+	return time.Since(start)
 }
