@@ -189,7 +189,7 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 		Audit:              audit,
 		AuditBody:          cfg.AuditBody,
 		Log:                log,
-		Meter:              tel.MeterProvider.Meter("postern"),
+		Metrics:            tel.Registry,
 	}
 	if tel.TracerProvider != nil {
 		opts.Tracer = tel.TracerProvider.Tracer("postern")

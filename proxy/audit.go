@@ -83,8 +83,8 @@ func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
 		ah.Handle(ctx, r)
 	}
 
-	h.metrics.requests.Add(ctx, 1, h.metrics.options("outcome", rec.outcome, "reason", rec.reason)...)
-	h.metrics.duration.Record(ctx, dur.Seconds())
+	h.metrics.add(h.metrics.requests, rec.outcome, rec.reason)
+	h.metrics.duration.Observe(dur.Seconds())
 
 	if span.IsRecording() {
 		span.SetAttributes(

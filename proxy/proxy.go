@@ -14,9 +14,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -70,8 +70,9 @@ type Options struct {
 	// Tracer creates the request's spans. When nil, no spans are made and
 	// the sender's traceparent and tracestate reach the app unchanged.
 	Tracer trace.Tracer
-	// Meter creates postern's metrics (default: no-op).
-	Meter metric.Meter
+	// Metrics registers postern's metrics, to be served in the Prometheus
+	// text format (default: they are kept but not registered anywhere).
+	Metrics prometheus.Registerer
 	// Propagator reads and writes trace context headers (default: W3C trace context).
 	Propagator propagation.TextMapPropagator
 	// Now is the clock (default time.Now).
@@ -150,7 +151,7 @@ func New(opts Options) (*Handler, error) {
 		h.dedupe = newDedupe(opts.DedupeTTL, opts.DedupeMaxEntries, opts.Now)
 	}
 	var err error
-	if h.metrics, err = newMetrics(opts.Meter, h.dedupe); err != nil {
+	if h.metrics, err = newMetrics(opts.Metrics, h.dedupe); err != nil {
 		return nil, fmt.Errorf("proxy: metrics: %w", err)
 	}
 	return h, nil
@@ -234,12 +235,12 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		dspan.End()
 		switch claim {
 		case claimAcked:
-			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.options("kind", "acked", "", "")...)
+			h.metrics.add(h.metrics.dedupeHits, "acked", "")
 			rec.outcome, rec.status = OutcomeDuplicate, http.StatusOK
 			writeJSON(w, `{"duplicate":true}`)
 			return
 		case claimInFlight:
-			h.metrics.dedupeHits.Add(ctx, 1, h.metrics.options("kind", "in_flight", "", "")...)
+			h.metrics.add(h.metrics.dedupeHits, "in_flight", "")
 			rec.outcome = OutcomeDuplicate
 			h.reject(w, rec, &Error{Status: http.StatusConflict, Reason: ReasonDeliveryInFlight,
 				Detail: "a delivery of this message is in progress", RetryAfter: retryAfterInFlight})
@@ -330,14 +331,14 @@ func (h *Handler) verify(ctx context.Context, header http.Header, body []byte, a
 	ctx, span := h.startSpan(ctx, "verify", trace.SpanKindInternal)
 	start := h.since(arrived)
 	defer func() {
-		h.metrics.verify.Record(ctx, (h.since(arrived) - start).Seconds())
+		h.metrics.verify.Observe((h.since(arrived) - start).Seconds())
 		span.End()
 	}()
 	hdr, err := signature.Extract(header)
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
-	h.metrics.skew.Record(ctx, arrived.Sub(hdr.Time()).Seconds())
+	h.metrics.skew.Observe(arrived.Sub(hdr.Time()).Seconds())
 	if err := signature.CheckTimestamp(hdr.Time(), arrived, h.opts.TimestampTolerance); err != nil {
 		return hdr, -1, verifyError(err)
 	}
@@ -345,7 +346,7 @@ func (h *Handler) verify(ctx context.Context, header http.Header, body []byte, a
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
-	h.metrics.keyMatches.Add(ctx, 1, h.metrics.options("key_index", strconv.Itoa(keyIndex), "", "")...)
+	h.metrics.add(h.metrics.keyMatches, strconv.Itoa(keyIndex), "")
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("postern.key_index", keyIndex))
 	}
@@ -381,7 +382,7 @@ func (h *Handler) validate(ctx context.Context, body []byte, arrived time.Time) 
 	ctx, span := h.startSpan(ctx, "validate", trace.SpanKindInternal)
 	start := h.since(arrived)
 	defer func() {
-		h.metrics.validate.Record(ctx, (h.since(arrived) - start).Seconds())
+		h.metrics.validate.Observe((h.since(arrived) - start).Seconds())
 		span.End()
 	}()
 	// The document's strings are slices of body, which nothing writes to
@@ -399,7 +400,7 @@ func (h *Handler) validate(ctx context.Context, body []byte, arrived time.Time) 
 	}
 	known, err = h.opts.Schemas.Validate(eventType, doc)
 	if err != nil {
-		h.metrics.violations.Add(ctx, 1, h.metrics.options("event_type", eventType, "", "")...)
+		h.metrics.add(h.metrics.violations, eventType, "")
 		return eventType, known, &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonSchemaViolation,
 			Detail: err.Error(), Err: err}
 	}
@@ -455,7 +456,7 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, ver
 		sent = time.Now() // the exchange's deadline is on the real clock
 	}
 	ur, perr := h.fwd.send(ctx, &o, sent)
-	h.metrics.forward.Record(ctx, (h.since(arrived) - start).Seconds())
+	h.metrics.forward.Observe((h.since(arrived) - start).Seconds())
 	if span.IsRecording() {
 		span.SetAttributes(clientAttributes(h.fwd.spanRequest(r), ur, perr)...)
 		if perr != nil {
@@ -466,7 +467,7 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, ver
 	if perr != nil {
 		return nil, perr
 	}
-	h.metrics.upstream.Add(ctx, 1, h.metrics.options("class", statusClass(ur.status), "", "")...)
+	h.metrics.add(h.metrics.upstream, statusClass(ur.status), "")
 	if ur.status == http.StatusGone {
 		if ur.rest != nil {
 			ur.rest.Close()

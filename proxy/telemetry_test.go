@@ -1,15 +1,14 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -98,10 +97,52 @@ func TestSpans(t *testing.T) {
 	}
 }
 
+// gather reads reg's metrics as "name{label=value,...}" to the value of a
+// counter or gauge, and to the count of a histogram (under its name); a
+// histogram's count in buckets above bound goes under "name>bound".
+func gather(t *testing.T, reg *prometheus.Registry, above map[string]float64) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var parts []string
+			for _, lp := range m.GetLabel() {
+				parts = append(parts, lp.GetName()+"="+lp.GetValue())
+			}
+			name := mf.GetName()
+			if len(parts) > 0 {
+				name += "{" + strings.Join(parts, ",") + "}"
+			}
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				got[name] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				got[name] = m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				h := m.GetHistogram()
+				got[name] = float64(h.GetSampleCount())
+				if bound, ok := above[name]; ok {
+					below := uint64(0)
+					for _, b := range h.GetBucket() {
+						if b.GetUpperBound() <= bound {
+							below = b.GetCumulativeCount()
+						}
+					}
+					got[name+">"+strconv.FormatFloat(bound, 'g', -1, 64)] = float64(h.GetSampleCount() - below)
+				}
+			}
+		}
+	}
+	return got
+}
+
 func TestMetrics(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	rg := newRig(t, nil, func(o *Options) { o.Meter = mp.Meter("test") })
+	reg := prometheus.NewRegistry()
+	rg := newRig(t, nil, func(o *Options) { o.Metrics = reg })
 	bad := strings.Replace(validBody, `"CREATED"}`, `"FAILED"}`, 1)
 
 	rg.post(t, "/", signed(testKey, "msg_m1", testNow, validBody), validBody)            // forwarded
@@ -112,102 +153,47 @@ func TestMetrics(t *testing.T) {
 	rg.do(t, http.MethodGet, "/", nil, "")                                               // method
 	rg.post(t, "/", signed(testKey, "msg_m5", testNow.Add(-60e9), validBody), validBody) // skew 60s, forwarded
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	hist := map[string]uint64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					got[m.Name+labels(dp.Attributes)] = dp.Value
-				}
-			case metricdata.Gauge[int64]:
-				for _, dp := range d.DataPoints {
-					got[m.Name+labels(dp.Attributes)] = dp.Value
-				}
-			case metricdata.Histogram[float64]:
-				for _, dp := range d.DataPoints {
-					hist[m.Name] += dp.Count
-					if m.Name == "postern_timestamp_skew" {
-						for i, c := range dp.BucketCounts {
-							if c > 0 && i > 0 && dp.Bounds[i-1] >= 30 {
-								hist["skew>=30s"] += c
-							}
-						}
-					}
-				}
-			}
-		}
-	}
-	want := map[string]int64{
-		"postern_requests{outcome=forwarded,reason=}":                  2,
-		"postern_requests{outcome=duplicate,reason=}":                  1,
-		"postern_requests{outcome=rejected,reason=signature_mismatch}": 2,
-		"postern_requests{outcome=rejected,reason=schema_violation}":   1,
-		"postern_requests{outcome=rejected,reason=method_not_allowed}": 1,
-		"postern_upstream_responses{class=2xx}":                        2,
-		"postern_key_matches{key_index=0}":                             4,
-		"postern_schema_violations{event_type=REFERRAL_CREATED}":       1,
-		"postern_dedupe_hits{kind=acked}":                              1,
-		"postern_requests_in_flight":                                   0,
-		"postern_dedupe_entries":                                       2,
+	got := gather(t, reg, map[string]float64{"postern_timestamp_skew_seconds": 30})
+	want := map[string]float64{
+		"postern_requests_total{outcome=forwarded,reason=}":                  2,
+		"postern_requests_total{outcome=duplicate,reason=}":                  1,
+		"postern_requests_total{outcome=rejected,reason=signature_mismatch}": 2,
+		"postern_requests_total{outcome=rejected,reason=schema_violation}":   1,
+		"postern_requests_total{outcome=rejected,reason=method_not_allowed}": 1,
+		"postern_upstream_responses_total{class=2xx}":                        2,
+		"postern_key_matches_total{key_index=0}":                             4,
+		"postern_schema_violations_total{event_type=REFERRAL_CREATED}":       1,
+		"postern_dedupe_hits_total{kind=acked}":                              1,
+		"postern_requests_in_flight":                                         0,
+		"postern_dedupe_entries":                                             2,
+		"postern_request_duration_seconds":                                   7,
+		"postern_verify_duration_seconds":                                    6,
+		"postern_validate_duration_seconds":                                  3,
+		"postern_forward_duration_seconds":                                   2,
+		"postern_timestamp_skew_seconds":                                     6,
+		"postern_timestamp_skew_seconds>30":                                  1,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
 	}
-	wantHist := map[string]uint64{
-		"postern_request_duration":  7,
-		"postern_verify_duration":   6,
-		"postern_validate_duration": 3,
-		"postern_forward_duration":  2,
-		"postern_timestamp_skew":    6,
-		"skew>=30s":                 1,
-	}
-	if diff := cmp.Diff(wantHist, hist); diff != "" {
-		t.Errorf("histogram counts (-want +got):\n%s", diff)
-	}
-}
-
-func labels(set attribute.Set) string {
-	if set.Len() == 0 {
-		return ""
-	}
-	var parts []string
-	for _, kv := range set.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
-	}
-	return "{" + strings.Join(parts, ",") + "}"
 }
 
 // TestInFlightGauge: postern_requests_in_flight counts the request the app
 // is holding, and drops back when it answers.
 func TestInFlightGauge(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	reg := prometheus.NewRegistry()
 	held, release := make(chan struct{}), make(chan struct{})
 	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
 		close(held)
 		<-release
 		w.WriteHeader(http.StatusNoContent)
-	}, func(o *Options) { o.Meter = mp.Meter("test") })
-	inFlight := func() int64 {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
+	}, func(o *Options) { o.Metrics = reg })
+	inFlight := func() float64 {
+		v, ok := gather(t, reg, nil)["postern_requests_in_flight"]
+		if !ok {
+			t.Fatal("no postern_requests_in_flight")
 		}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "postern_requests_in_flight" && len(s.DataPoints) == 1 {
-					return s.DataPoints[0].Value
-				}
-			}
-		}
-		t.Fatal("no postern_requests_in_flight data point")
-		return -1
+		return v
 	}
 	done := make(chan int, 1)
 	go func() {
@@ -223,14 +209,14 @@ func TestInFlightGauge(t *testing.T) {
 	}()
 	<-held
 	if got := inFlight(); got != 1 {
-		t.Errorf("in flight while the app holds the request = %d, want 1", got)
+		t.Errorf("in flight while the app holds the request = %v, want 1", got)
 	}
 	close(release)
 	if status := <-done; status != http.StatusNoContent {
 		t.Fatalf("status = %d, want 204", status)
 	}
 	if got := inFlight(); got != 0 {
-		t.Errorf("in flight after the answer = %d, want 0", got)
+		t.Errorf("in flight after the answer = %v, want 0", got)
 	}
 }
 

@@ -13,10 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
-	"go.opentelemetry.io/otel/metric"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -27,8 +23,9 @@ import (
 type Providers struct {
 	// TracerProvider exports spans; nil when no exporter is configured.
 	TracerProvider trace.TracerProvider
-	// MeterProvider feeds Metrics.
-	MeterProvider metric.MeterProvider
+	// Registry holds the metrics: postern's own (register them here), Go
+	// runtime and process collectors, and target_info.
+	Registry *prometheus.Registry
 	// Metrics serves the metrics in Prometheus text format.
 	Metrics http.Handler
 	// Exporting names the trace exporter in use ("" when none).
@@ -73,19 +70,9 @@ func New(ctx context.Context, environ []string, version string) (*Providers, err
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	promExp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
-	if err != nil {
-		return nil, fmt.Errorf("prometheus exporter: %w", err)
-	}
-	// Exemplars are off: the handler below serves the Prometheus text
-	// format, which has no exemplars, and the SDK's default (trace-based)
-	// filter and reservoirs cost about a quarter of each recording
-	// (BenchmarkRecord).
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(promExp), sdkmetric.WithResource(res),
-		sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
-	p.MeterProvider = mp
+	reg.MustRegister(targetInfo(res))
+	p.Registry = reg
 	p.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	p.shutdown = append(p.shutdown, mp.Shutdown)
 	return p, nil
 }
 
@@ -146,6 +133,36 @@ func traceExporter(ctx context.Context, env map[string]string) (sdktrace.SpanExp
 		return exp, "otlp grpc", nil
 	}
 	return nil, "", fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: %q is not supported (use http/protobuf or grpc)", protocol)
+}
+
+// targetInfo is the target_info gauge of the OpenTelemetry specification's
+// Prometheus compatibility: the resource's attributes (service name and
+// version, SDK, OTEL_RESOURCE_ATTRIBUTES) as labels of a constant 1, for
+// joining with postern's metrics.
+func targetInfo(res *resource.Resource) prometheus.Collector {
+	labels := prometheus.Labels{}
+	for _, kv := range res.Attributes() {
+		labels[promName(string(kv.Key))] = kv.Value.Emit()
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "target_info", Help: "Target metadata", ConstLabels: labels})
+	g.Set(1)
+	return g
+}
+
+// promName makes an attribute key a Prometheus label name: each character
+// other than a letter, digit or underscore becomes an underscore, and a
+// leading digit gets one in front.
+func promName(key string) string {
+	b := []byte(key)
+	for i, c := range b {
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 0 && '0' <= b[0] && b[0] <= '9' {
+		b = append([]byte{'_'}, b...)
+	}
+	return string(b)
 }
 
 // sampler reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.

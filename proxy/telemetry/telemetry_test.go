@@ -40,8 +40,8 @@ func TestNew(t *testing.T) {
 			if p.Exporting != tt.exporting {
 				t.Errorf("exporting %q, want %q", p.Exporting, tt.exporting)
 			}
-			if p.Metrics == nil || p.MeterProvider == nil {
-				t.Error("the metrics provider or handler is nil")
+			if p.Metrics == nil || p.Registry == nil {
+				t.Error("the metrics registry or handler is nil")
 			}
 			if (p.TracerProvider != nil) != (tt.exporting != "") {
 				t.Errorf("tracer provider %v with exporter %q: want one exactly when exporting", p.TracerProvider, tt.exporting)
