@@ -27,6 +27,7 @@ const (
 // record collects what one request did, for its audit line and span.
 type record struct {
 	start          time.Time
+	mark           time.Duration // the last clock reading, as time since start (Handler.tick)
 	remote         string
 	traceID        trace.TraceID
 	msgID          string
@@ -41,6 +42,9 @@ type record struct {
 	err            error
 	aborted        bool
 }
+
+// now is the time of rec's last clock reading.
+func (rec *record) now() time.Time { return rec.start.Add(rec.mark) }
 
 // finish writes the audit record and ends the server span.
 func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {

@@ -84,7 +84,8 @@ func BenchmarkValidate(b *testing.B) {
 // BenchmarkDedupe is one claim and one acknowledgement of a new id, with the
 // store at its bound so every acknowledgement evicts the oldest.
 func BenchmarkDedupe(b *testing.B) {
-	d := newDedupe(time.Hour, 10000, time.Now)
+	d := newDedupe(time.Hour, 10000)
+	now := time.Now()
 	ids := make([]string, b.N)
 	for i := range ids {
 		ids[i] = fmt.Sprint("msg_", i)
@@ -92,10 +93,11 @@ func BenchmarkDedupe(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if d.begin(ids[i]) != claimNew {
+		c, k := d.begin(ids[i], now)
+		if c != claimNew {
 			b.Fatal("not new")
 		}
-		d.finish(ids[i], true)
+		d.finish(k, true, now)
 	}
 }
 

@@ -104,7 +104,7 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 	ctx := req.Context()
 	addr := hostPort(req.URL)
 	deadline, _ := ctx.Deadline()
-	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh, deadline)
+	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh, time.Now(), deadline)
 	if err != nil {
 		return nil, false, err
 	}
@@ -129,29 +129,33 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 }
 
 // get returns a pooled connection, or a new one to addr, with its deadline
-// set.
-func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool, deadline time.Time) (*clientConn, bool, error) {
+// set, for an exchange starting at now.
+func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool, now, deadline time.Time) (*clientConn, bool, error) {
 	if !fresh {
-		if cc := c.pooled(deadline); cc != nil {
+		if cc := c.pooled(now, deadline); cc != nil {
 			return cc, true, nil
 		}
 	}
 	cc, err := c.dial(ctx, scheme, addr)
 	if err == nil {
 		cc.conn.SetDeadline(deadline)
+		cc.lastUsed = now
 	}
 	return cc, false, err
 }
 
 // pooled returns the most recently used pooled connection that is still
-// usable, with its deadline set, or nil.
+// usable, with its deadline set, or nil, for an exchange starting at now.
+//
+// A connection's idle time counts from the start of its last exchange, not
+// the end: it is retired a little early rather than late, and reading the
+// clock once per exchange serves both.
 //
 // The deadline is set before the quiet check: a pooled connection keeps
 // the deadline of its last exchange (clearing it at put would cost a timer
 // update per request), and a read on a connection past its deadline fails
 // at once, which would count a quiet connection as broken.
-func (c *Client) pooled(deadline time.Time) *clientConn {
-	now := time.Now()
+func (c *Client) pooled(now, deadline time.Time) *clientConn {
 	for {
 		c.mu.Lock()
 		if len(c.idle) == 0 {
@@ -166,6 +170,7 @@ func (c *Client) pooled(deadline time.Time) *clientConn {
 		// read as this request's answer), and EOF means the app closed it.
 		if now.Sub(cc.lastUsed) < c.idleTimeout() && cc.conn.SetDeadline(deadline) == nil && cc.peek.quiet() {
 			cc.br = getReader(&cc.read)
+			cc.lastUsed = now
 			return cc
 		}
 		cc.conn.Close()
@@ -251,7 +256,6 @@ func (cc *clientConn) failed(before int64, err error) error {
 func (c *Client) put(cc *clientConn) {
 	putReader(cc.br) // empty: the callers check
 	cc.br = nil
-	cc.lastUsed = time.Now()
 	c.mu.Lock()
 	if len(c.idle) < c.maxIdle() {
 		c.idle = append(c.idle, cc)

@@ -113,26 +113,46 @@ func TestClientReusesPastDeadline(t *testing.T) {
 	app := noContentApp(t).String()
 	c := &Client{}
 	defer c.CloseIdleConnections()
-	post := func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app, strings.NewReader("x"))
-		req.ContentLength = 1
-		req, reused := traceReuse(req)
-		resp, err := c.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("status %d", resp.StatusCode)
-		}
-		return *reused
-	}
-	post()
+	postReused(t, c, app)
 	time.Sleep(150 * time.Millisecond) // past the first exchange's deadline
-	if !post() {
+	if !postReused(t, c, app) {
 		t.Error("a quiet pooled connection past its last deadline was not reused")
 	}
+}
+
+// TestClientIdleTimeout: a pooled connection is reused within IdleTimeout
+// of its last exchange, and not after.
+func TestClientIdleTimeout(t *testing.T) {
+	app := noContentApp(t).String()
+	c := &Client{IdleTimeout: 300 * time.Millisecond}
+	defer c.CloseIdleConnections()
+	postReused(t, c, app)
+	if !postReused(t, c, app) {
+		t.Error("a connection pooled just now was not reused")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if postReused(t, c, app) {
+		t.Error("a connection idle past IdleTimeout was reused")
+	}
+}
+
+// postReused posts one byte to app with c, within 50 ms, checks the 204,
+// and reports whether the connection was a pooled one.
+func postReused(t *testing.T, c *Client, app string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app, strings.NewReader("x"))
+	req.ContentLength = 1
+	req, reused := traceReuse(req)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	return *reused
 }

@@ -40,7 +40,6 @@ type ackedID struct {
 type dedupe struct {
 	ttl   time.Duration
 	max   int
-	now   func() time.Time
 	seeds [2]maphash.Seed
 
 	mu       sync.Mutex
@@ -56,9 +55,9 @@ type dedupe struct {
 	index []uint32
 }
 
-func newDedupe(ttl time.Duration, max int, now func() time.Time) *dedupe {
+func newDedupe(ttl time.Duration, max int) *dedupe {
 	return &dedupe{
-		ttl: ttl, max: max, now: now,
+		ttl: ttl, max: max,
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		inFlight: make(map[idKey]struct{}),
 	}
@@ -68,25 +67,27 @@ func (d *dedupe) key(id string) idKey {
 	return idKey{maphash.String(d.seeds[0], id), maphash.String(d.seeds[1], id)}
 }
 
-// begin claims id for one delivery.
-func (d *dedupe) begin(id string) claim {
+// begin claims id for one delivery at now, and returns the key to pass to
+// finish. (The caller passes the time it has already read: a clock read
+// costs about as much as the claim.)
+func (d *dedupe) begin(id string, now time.Time) (claim, idKey) {
 	k := d.key(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.expire(d.now().UnixNano())
+	d.expire(now.UnixNano())
 	if _, ok := d.inFlight[k]; ok {
-		return claimInFlight
+		return claimInFlight, k
 	}
 	if _, ok := d.find(k); ok {
-		return claimAcked
+		return claimAcked, k
 	}
 	d.inFlight[k] = struct{}{}
-	return claimNew
+	return claimNew, k
 }
 
-// finish records the outcome of a delivery claimed with begin.
-func (d *dedupe) finish(id string, acked bool) {
-	k := d.key(id)
+// finish records the outcome, at now, of the delivery claimed with begin
+// as k.
+func (d *dedupe) finish(k idKey, acked bool, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.inFlight[k]; !ok {
@@ -103,13 +104,15 @@ func (d *dedupe) finish(id string, acked bool) {
 		d.grow()
 	}
 	pos := (d.head + d.n) % len(d.ring)
-	d.ring[pos] = ackedID{key: k, expires: d.now().Add(d.ttl).UnixNano()}
+	d.ring[pos] = ackedID{key: k, expires: now.Add(d.ttl).UnixNano()}
 	d.n++
 	d.insert(pos)
 }
 
-// expire drops acknowledged ids whose ttl has passed; acknowledgements
-// enter the ring in time order, so they leave from its head.
+// expire drops acknowledged ids whose ttl has passed. They leave from the
+// ring's head, in the order they were acknowledged: the times callers pass
+// are about in that order, and an id acknowledged with an earlier time
+// than the one ahead of it leaves with that one, late but never early.
 func (d *dedupe) expire(now int64) {
 	for d.n > 0 && d.ring[d.head].expires <= now {
 		d.pop()

@@ -88,31 +88,61 @@ func TestDedupeByOutcome(t *testing.T) {
 	})
 }
 
+// beginAt and finishAt claim and finish by id, for tests.
+func (d *dedupe) beginAt(id string, now time.Time) claim {
+	c, _ := d.begin(id, now)
+	return c
+}
+
+func (d *dedupe) finishAt(id string, acked bool, now time.Time) { d.finish(d.key(id), acked, now) }
+
 func TestDedupeBounds(t *testing.T) {
 	now := testNow
-	d := newDedupe(time.Hour, 3, func() time.Time { return now })
+	d := newDedupe(time.Hour, 3)
 	for i := range 5 {
 		id := fmt.Sprint("msg_", i)
-		if c := d.begin(id); c != claimNew {
+		if c := d.beginAt(id, now); c != claimNew {
 			t.Fatalf("begin(%s) = %v, want claimNew", id, c)
 		}
-		d.finish(id, true)
+		d.finishAt(id, true, now)
 	}
 	if got := d.size(); got != 3 {
 		t.Errorf("size %d after 5 acks with max 3, want 3", got)
 	}
-	if c := d.begin("msg_0"); c != claimNew {
+	if c := d.beginAt("msg_0", now); c != claimNew {
 		t.Errorf("oldest id: got %v, want claimNew (evicted)", c)
 	}
-	if c := d.begin("msg_4"); c != claimAcked {
+	if c := d.beginAt("msg_4", now); c != claimAcked {
 		t.Errorf("newest id: got %v, want claimAcked", c)
 	}
 	now = now.Add(time.Hour)
-	if c := d.begin("msg_4"); c != claimNew {
+	if c := d.beginAt("msg_4", now); c != claimNew {
 		t.Errorf("after ttl: got %v, want claimNew", c)
 	}
 	if got := d.size(); got != 2 {
 		t.Errorf("size %d after expiry (msg_0 and msg_4 in flight), want 2", got)
+	}
+}
+
+// TestDedupeAcksOutOfOrder: an acknowledgement whose time is earlier than
+// the one before it (its caller read the clock first) is remembered at
+// least its ttl, and both are forgotten once both ttls have passed.
+func TestDedupeAcksOutOfOrder(t *testing.T) {
+	d := newDedupe(time.Hour, 10)
+	for _, id := range []string{"msg_late", "msg_early"} {
+		if c := d.beginAt(id, testNow); c != claimNew {
+			t.Fatalf("begin(%s) = %v, want claimNew", id, c)
+		}
+	}
+	d.finishAt("msg_late", true, testNow.Add(10*time.Second))
+	d.finishAt("msg_early", true, testNow)
+	at := testNow.Add(time.Hour - time.Second)
+	if d.beginAt("msg_early", at) != claimAcked || d.beginAt("msg_late", at) != claimAcked {
+		t.Errorf("an id was forgotten before its ttl")
+	}
+	at = testNow.Add(time.Hour + 10*time.Second)
+	if d.beginAt("msg_early", at) != claimNew || d.beginAt("msg_late", at) != claimNew {
+		t.Errorf("an id was remembered after both ttls passed")
 	}
 }
 
@@ -128,10 +158,11 @@ func TestDedupeMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	d := newDedupe(time.Hour, max, time.Now)
+	d := newDedupe(time.Hour, max)
+	now := time.Now()
 	for _, id := range ids {
-		d.begin(id)
-		d.finish(id, true)
+		d.beginAt(id, now)
+		d.finishAt(id, true, now)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -140,7 +171,7 @@ func TestDedupeMemory(t *testing.T) {
 	if perID > 40 {
 		t.Errorf("%.0f bytes per remembered id, want at most 40", perID)
 	}
-	if d.begin(ids[len(ids)-1]) != claimAcked || d.begin(ids[0]) != claimNew || d.size() != max+1 {
+	if d.beginAt(ids[len(ids)-1], now) != claimAcked || d.beginAt(ids[0], now) != claimNew || d.size() != max+1 {
 		t.Errorf("store lost ids: size %d", d.size())
 	}
 	runtime.KeepAlive(ids)
@@ -195,28 +226,28 @@ func checkDedupe(t *testing.T, max uint8, ops []byte) {
 	const ttl = time.Minute
 	now := testNow
 	m := int(max%40) + 1
-	d := newDedupe(ttl, m, func() time.Time { return now })
+	d := newDedupe(ttl, m)
 	model := &dedupeModel{max: m, inFlight: map[string]bool{}}
 	for i, op := range ops {
 		id := fmt.Sprint("msg_", op%64)
 		switch op >> 6 {
 		case 0, 1:
-			got, want := d.begin(id), model.begin(id, now)
+			got, want := d.beginAt(id, now), model.begin(id, now)
 			if got != want {
 				t.Fatalf("op %d: begin(%s) = %v, model says %v", i, id, got, want)
 			}
 		case 2:
 			acked := op&1 == 0
-			d.finish(id, acked)
+			d.finishAt(id, acked, now)
 			model.finish(id, acked, now, now.Add(ttl))
 		case 3:
 			now = now.Add(time.Duration(op%64) * time.Second)
 		}
 		// Expiry is lazy in both: compare after a begin of an id
 		// nobody uses, which runs it.
-		d.begin("msg_probe")
+		d.beginAt("msg_probe", now)
 		model.begin("msg_probe", now)
-		d.finish("msg_probe", false)
+		d.finishAt("msg_probe", false, now)
 		model.finish("msg_probe", false, now, now)
 		if got, want := d.size(), len(model.acked)+len(model.inFlight); got != want {
 			t.Fatalf("op %d: size %d, model has %d", i, got, want)

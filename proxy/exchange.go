@@ -22,14 +22,15 @@ type upstreamResponse struct {
 	rest   io.ReadCloser // non-nil when the body exceeded maxResponseBytes
 }
 
-// exchange is the handler's round trip: it writes o on a pooled (quiet)
-// or new connection, bounded by deadline, reads the final response head,
-// and holds the body up to maxResponseBytes. With fresh it always dials.
-// Errors before any response byte wrap ErrNoResponse, as RoundTrip's do.
-func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, fresh bool) (ur *upstreamResponse, reused bool, err error) {
+// exchange is the handler's round trip, starting at now: it writes o on a
+// pooled (quiet) or new connection, bounded by deadline, reads the final
+// response head, and holds the body up to maxResponseBytes. With fresh it
+// always dials. Errors before any response byte wrap ErrNoResponse, as
+// RoundTrip's do.
+func (c *Client) exchange(ctx context.Context, o *outbound, now, deadline time.Time, fresh bool) (ur *upstreamResponse, reused bool, err error) {
 	var cc *clientConn
 	if !fresh {
-		cc = c.pooled(deadline)
+		cc = c.pooled(now, deadline)
 	}
 	reused = cc != nil
 	if cc == nil {
@@ -41,6 +42,7 @@ func (c *Client) exchange(ctx context.Context, o *outbound, deadline time.Time, 
 			return nil, false, err
 		}
 		cc.conn.SetDeadline(deadline)
+		cc.lastUsed = now
 	}
 	before := cc.read.n
 	bw := getWriter(cc.conn)

@@ -141,9 +141,9 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 func (f *forwarder) send(ctx context.Context, o *outbound, start time.Time) (*upstreamResponse, *Error) {
 	f.prepare()
 	deadline := start.Add(f.timeout)
-	ur, reused, err := f.client.exchange(ctx, o, deadline, false)
+	ur, reused, err := f.client.exchange(ctx, o, start, deadline, false)
 	if err != nil && reused && time.Now().Before(deadline) && errors.Is(err, ErrNoResponse) {
-		ur, _, err = f.client.exchange(ctx, o, deadline, true)
+		ur, _, err = f.client.exchange(ctx, o, start, deadline, true)
 	}
 	if err != nil {
 		return nil, upstreamError(deadline, err)
