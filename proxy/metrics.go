@@ -17,7 +17,7 @@ var (
 
 // metrics are postern's instruments: Prometheus collectors, served in the
 // Prometheus text format on the admin listener. A recording is a few
-// atomic operations, about a quarter of what the OpenTelemetry metrics SDK
+// atomic operations, about a sixth of what the OpenTelemetry metrics SDK
 // takes for the same (BenchmarkRecord in proxy/telemetry), and the
 // per-request cost matters in a sidecar. The labelled counters are looked
 // up once per distinct label value and cached, so that recording does not
