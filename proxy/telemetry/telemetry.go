@@ -70,7 +70,9 @@ func New(ctx context.Context, environ []string, version string) (*Providers, err
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(targetInfo(res))
+	if err := reg.Register(targetInfo(res)); err != nil {
+		return nil, fmt.Errorf("target_info from the OpenTelemetry resource (OTEL_RESOURCE_ATTRIBUTES): %w", err)
+	}
 	p.Registry = reg
 	p.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return p, nil
@@ -142,7 +144,9 @@ func traceExporter(ctx context.Context, env map[string]string) (sdktrace.SpanExp
 func targetInfo(res *resource.Resource) prometheus.Collector {
 	labels := prometheus.Labels{}
 	for _, kv := range res.Attributes() {
-		labels[promName(string(kv.Key))] = kv.Value.Emit()
+		if kv.Key != "" {
+			labels[promName(string(kv.Key))] = kv.Value.Emit()
+		}
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "target_info", Help: "Target metadata", ConstLabels: labels})
 	g.Set(1)
@@ -150,8 +154,10 @@ func targetInfo(res *resource.Resource) prometheus.Collector {
 }
 
 // promName makes an attribute key a Prometheus label name: each character
-// other than a letter, digit or underscore becomes an underscore, and a
-// leading digit gets one in front.
+// other than a letter, digit or underscore becomes an underscore, a leading
+// digit gets one in front, and a name the result would start with two
+// underscores (reserved) gets "key" in front, as OpenTelemetry's exporter
+// does.
 func promName(key string) string {
 	b := []byte(key)
 	for i, c := range b {
@@ -161,6 +167,9 @@ func promName(key string) string {
 	}
 	if len(b) > 0 && '0' <= b[0] && b[0] <= '9' {
 		b = append([]byte{'_'}, b...)
+	}
+	if len(b) >= 2 && b[0] == '_' && b[1] == '_' {
+		b = append([]byte("key"), b...)
 	}
 	return string(b)
 }

@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -47,5 +49,47 @@ func TestNew(t *testing.T) {
 				t.Errorf("tracer provider %v with exporter %q: want one exactly when exporting", p.TracerProvider, tt.exporting)
 			}
 		})
+	}
+}
+
+func TestPromName(t *testing.T) {
+	for key, want := range map[string]string{
+		"service.name":  "service_name",
+		"k8s.pod-name":  "k8s_pod_name",
+		"already_fine":  "already_fine",
+		"9lives":        "_9lives",
+		"..hidden":      "key__hidden",
+		"__reserved":    "key__reserved",
+		"ünïcode.chars": "key__n__code_chars", // an underscore for each byte of a multi-byte character
+	} {
+		if got := promName(key); got != want {
+			t.Errorf("promName(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// TestTargetInfo: /metrics carries target_info with the OpenTelemetry
+// resource's attributes as labels, their keys made label names.
+func TestTargetInfo(t *testing.T) {
+	p, err := New(context.Background(), []string{"OTEL_SERVICE_NAME=billing-hooks"}, "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	rec := httptest.NewRecorder()
+	p.Metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	var line string
+	for l := range strings.Lines(rec.Body.String()) {
+		if strings.HasPrefix(l, "target_info{") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	for _, want := range []string{`service_name="billing-hooks"`, `service_version="1.2.3"`, `telemetry_sdk_language="go"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("target_info line %q lacks %s", line, want)
+		}
+	}
+	if !strings.HasSuffix(line, "} 1") {
+		t.Errorf("target_info line %q: want the value 1", line)
 	}
 }
