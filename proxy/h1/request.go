@@ -141,12 +141,17 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 		}
 		key := canonicalKey(name)
 		switch key {
+		// As net/http: the Host header becomes Request.Host, and the
+		// transfer coding Request.TransferEncoding; neither stays in the
+		// header map.
 		case "Host":
 			host, nHost = value, nHost+1
-		case "Content-Length":
-			contentLength, nCL = value, nCL+1
+			continue
 		case "Transfer-Encoding":
 			te, nTE = value, nTE+1
+			continue
+		case "Content-Length":
+			contentLength, nCL = value, nCL+1
 		case "Connection":
 			for tok := range strings.SplitSeq(value, ",") {
 				tok = trimOWS(tok)
@@ -168,10 +173,6 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 		}
 	}
 
-	// As net/http: the Host header becomes Request.Host, and the transfer
-	// coding Request.TransferEncoding.
-	delete(h, "Host")
-	delete(h, "Transfer-Encoding")
 	// The Request and its URL are the connection's, reused: the handler
 	// is done with them when ServeHTTP returns, as with net/http.
 	req := &c.req
