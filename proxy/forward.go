@@ -33,6 +33,16 @@ var hopHeaders = []string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+// isHopHeader reports whether the canonical name k is one of hopHeaders.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
 // forwarder sends verified requests to the app.
 type forwarder struct {
 	target  *url.URL
@@ -173,10 +183,20 @@ func upstreamError(deadline time.Time, err error) *Error {
 func writeResponse(w http.ResponseWriter, ur *upstreamResponse) error {
 	h := w.Header()
 	ah := &ur.header
-	for _, k := range ah.keys {
-		delete(h, k)
+	// The app's headers replace any set before. Usually none were: then
+	// there is nothing to replace, and the hop-by-hop headers, which could
+	// only come from the app, are left out as they are copied rather than
+	// deleted after (a map deletion each).
+	fresh := len(h) == 0
+	if !fresh {
+		for _, k := range ah.keys {
+			delete(h, k)
+		}
 	}
 	for i, k := range ah.keys {
+		if fresh && isHopHeader(k) {
+			continue
+		}
 		if vv, ok := h[k]; ok {
 			h[k] = append(vv, ah.vals[i])
 		} else {
@@ -188,8 +208,10 @@ func writeResponse(w http.ResponseWriter, ur *upstreamResponse) error {
 			deleteNamed(h, ah.vals[i])
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	if !fresh {
+		for _, k := range hopHeaders {
+			delete(h, k)
+		}
 	}
 	if ur.rest == nil {
 		h["Content-Length"] = ah.length

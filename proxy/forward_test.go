@@ -280,3 +280,18 @@ func TestSenderGoneDoesNotCancelDelivery(t *testing.T) {
 		})
 	}
 }
+
+// TestIsHopHeader keeps isHopHeader's switch and the hopHeaders list the
+// same set.
+func TestIsHopHeader(t *testing.T) {
+	for _, k := range hopHeaders {
+		if !isHopHeader(k) {
+			t.Errorf("isHopHeader(%q) = false, want true (it is in hopHeaders)", k)
+		}
+	}
+	for _, k := range []string{"Content-Type", "Date", "Set-Cookie", "Content-Length", "X-Connection"} {
+		if isHopHeader(k) {
+			t.Errorf("isHopHeader(%q) = true, want false", k)
+		}
+	}
+}
