@@ -25,7 +25,9 @@ var (
 
 type names struct{ id, timestamp, signature string }
 
-// HeaderNames lists the canonical names of all six signature headers.
+// HeaderNames lists the canonical names of all six signature headers: the
+// svix family's id, timestamp and signature, then the webhook family's
+// (Extract relies on this order).
 var HeaderNames = []string{
 	svixNames.id, svixNames.timestamp, svixNames.signature,
 	webhookNames.id, webhookNames.timestamp, webhookNames.signature,
@@ -57,22 +59,25 @@ func (h Headers) Time() time.Time { return time.Unix(h.unix, 0) }
 // id, a timestamp that is not all digits, a signature header that is empty or
 // has a space-separated token that is not "version,value".
 func Extract(h http.Header) (Headers, error) {
-	for _, name := range HeaderNames {
-		if len(h[name]) > 1 {
+	// Each header is looked up once: the values of the svix family, then
+	// of the webhook family, in HeaderNames' order.
+	var vv [6][]string
+	for i, name := range HeaderNames {
+		if vv[i] = h[name]; len(vv[i]) > 1 {
 			return Headers{}, ErrDuplicateHeader
 		}
 	}
-	n := svixNames
-	if !complete(h, n) {
-		n = webhookNames
-		if !complete(h, n) {
+	n, v := svixNames, vv[:3]
+	if !complete(v) {
+		n, v = webhookNames, vv[3:]
+		if !complete(v) {
 			return Headers{}, ErrMissingHeaders
 		}
 	}
 	out := Headers{
-		ID:        h[n.id][0],
-		Timestamp: h[n.timestamp][0],
-		Signature: h[n.signature][0],
+		ID:        v[0][0],
+		Timestamp: v[1][0],
+		Signature: v[2][0],
 		Names:     [3]string{n.id, n.timestamp, n.signature},
 	}
 	if !validID(out.ID) {
@@ -89,8 +94,10 @@ func Extract(h http.Header) (Headers, error) {
 	return out, nil
 }
 
-func complete(h http.Header, n names) bool {
-	return len(h[n.id]) == 1 && len(h[n.timestamp]) == 1 && len(h[n.signature]) == 1
+// complete reports whether the id, timestamp and signature headers of one
+// family (their values, in that order) were each sent once.
+func complete(v [][]string) bool {
+	return len(v[0]) == 1 && len(v[1]) == 1 && len(v[2]) == 1
 }
 
 // validID accepts 1 to maxIDLen visible ASCII characters.
