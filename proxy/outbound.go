@@ -108,10 +108,11 @@ func (o *outbound) dropped(k string) bool {
 	if strings.IndexByte(k, '_') >= 0 || hasPrefixFold(k, "Postern-") {
 		return true
 	}
+	if isHopHeader(k) {
+		return true
+	}
 	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", // hopHeaders
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Expect",         // the body is already here
+	case "Expect", // the body is already here
 		"Content-Length", // set from the body
 		"X-Forwarded-Host", "X-Forwarded-Proto":
 		return true
