@@ -104,7 +104,7 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 	ctx := req.Context()
 	addr := hostPort(req.URL)
 	deadline, _ := ctx.Deadline()
-	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh, time.Now(), deadline)
+	cc, reused, err := c.get(ctx, req.URL.Scheme, addr, fresh, false, time.Now(), deadline)
 	if err != nil {
 		return nil, false, err
 	}
@@ -129,12 +129,19 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 }
 
 // get returns a pooled connection, or a new one to addr, with its deadline
-// set, for an exchange starting at now.
-func (c *Client) get(ctx context.Context, scheme, addr string, fresh bool, now, deadline time.Time) (*clientConn, bool, error) {
+// set, for an exchange starting at now. With detach, a dial is bounded by
+// deadline alone, not cancelled with ctx (the context is made only then:
+// a pooled connection costs no allocation).
+func (c *Client) get(ctx context.Context, scheme, addr string, fresh, detach bool, now, deadline time.Time) (*clientConn, bool, error) {
 	if !fresh {
 		if cc := c.pooled(now, deadline); cc != nil {
 			return cc, true, nil
 		}
+	}
+	if detach {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		defer cancel()
 	}
 	cc, err := c.dial(ctx, scheme, addr)
 	if err == nil {

@@ -28,21 +28,10 @@ type upstreamResponse struct {
 // always dials. Errors before any response byte wrap ErrNoResponse, as
 // RoundTrip's do.
 func (c *Client) exchange(ctx context.Context, o *outbound, now, deadline time.Time, fresh bool) (ur *upstreamResponse, reused bool, err error) {
-	var cc *clientConn
-	if !fresh {
-		cc = c.pooled(now, deadline)
-	}
-	reused = cc != nil
-	if cc == nil {
-		// The dial is not cancelled when the sender hangs up either.
-		dctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-		cc, err = c.dial(dctx, o.f.scheme, o.f.addr)
-		cancel()
-		if err != nil {
-			return nil, false, err
-		}
-		cc.conn.SetDeadline(deadline)
-		cc.lastUsed = now
+	// The dial is not cancelled when the sender hangs up either.
+	cc, reused, err := c.get(ctx, o.f.scheme, o.f.addr, fresh, true, now, deadline)
+	if err != nil {
+		return nil, false, err
 	}
 	before := cc.read.n
 	bw := getWriter(cc.conn)
