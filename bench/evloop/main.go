@@ -12,6 +12,11 @@
 // connection in its own goroutine.
 //
 //	evloop -listen 127.0.0.1:18082 -upstream http://127.0.0.1:18080
+//	evloop -checks -secret whsec_... -audit FILE -listen ... -upstream ...
+//
+// With -checks it also runs postern's checks on each request, with
+// postern's own packages (see checker in checks.go): what they would cost
+// on an event loop (the evchecks row).
 //
 // It reads once per readiness edge (again only when the read filled its
 // buffer), as nginx does, and uses raw system calls for reads and writes,
@@ -23,11 +28,13 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -38,6 +45,12 @@ type conn struct {
 	buf    []byte // bytes read and not yet consumed
 	peer   *conn  // the other side of the request in flight, if any
 	closed bool
+
+	// With -checks, a client's address and its request in flight.
+	remote           string
+	start            time.Time
+	msgID, eventType string
+	bytes            int
 }
 
 // The loop's state; only the loop's thread touches it.
@@ -47,12 +60,19 @@ var (
 	epfd   int
 	upAddr syscall.SockaddrInet4
 	rbuf   = make([]byte, 64<<10)
+	ck     *checker // with -checks
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:18082", "listen address")
 	upstream := flag.String("upstream", "http://127.0.0.1:18080", "the app's base URL (http, IPv4)")
+	checks := flag.Bool("checks", false, "run postern's checks on each request (see checker)")
+	secret := flag.String("secret", "", "with -checks: the signing secret (whsec_...)")
+	audit := flag.String("audit", os.DevNull, "with -checks: where the audit records go")
 	flag.Parse()
+	if *checks {
+		ck = newChecker(*secret, *audit)
+	}
 	runtime.LockOSThread()
 	target, err := url.Parse(*upstream)
 	check(err)
@@ -98,12 +118,16 @@ func main() {
 // accept takes every pending connection.
 func accept(lfd int) {
 	for {
-		nfd, _, err := syscall.Accept4(lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		nfd, sa, err := syscall.Accept4(lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		if err != nil {
 			return
 		}
 		syscall.SetsockoptInt(nfd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		add(&conn{fd: nfd, client: true})
+		c := &conn{fd: nfd, client: true}
+		if a, ok := sa.(*syscall.SockaddrInet4); ok && ck != nil {
+			c.remote = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+		}
+		add(c)
 	}
 }
 
@@ -204,6 +228,19 @@ func clientData(c *conn) {
 	if n == 0 {
 		return
 	}
+	req := c.buf[:n]
+	if ck != nil {
+		c.start, c.bytes = time.Now(), n
+		var status int
+		req, status, c.msgID, c.eventType = ck.request(c.buf[:n], c.start, c.remote)
+		if status != 0 {
+			reply(c, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\nContent-Length: 0\r\n\r\n")
+			ck.done(c.start, c.remote, c.msgID, c.eventType, status, 0, c.bytes)
+			c.buf = c.buf[:copy(c.buf, c.buf[n:])]
+			clientData(c)
+			return
+		}
+	}
 	u := upstreamConn()
 	if u == nil {
 		reply(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
@@ -211,7 +248,7 @@ func clientData(c *conn) {
 		return
 	}
 	c.peer, u.peer = u, c
-	if !writeAll(u.fd, c.buf[:n]) {
+	if !writeAll(u.fd, req) {
 		closeConn(u)
 		return
 	}
@@ -235,6 +272,10 @@ func upstreamData(u *conn) {
 		return
 	}
 	ok := writeAll(c.fd, u.buf[:n])
+	if ck != nil && n >= 12 {
+		status, _ := strconv.Atoi(string(u.buf[9:12])) // "HTTP/1.1 204 ..."
+		ck.done(c.start, c.remote, c.msgID, c.eventType, status, status, c.bytes)
+	}
 	u.buf = u.buf[:copy(u.buf, u.buf[n:])]
 	c.peer, u.peer = nil, nil
 	idle = append(idle, u)
