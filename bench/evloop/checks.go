@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -37,7 +38,9 @@ type checker struct {
 	eventType schema.Pointer
 	doc       strictjson.Doc
 	header    http.Header
-	out       []byte // the request being written to the app
+	values    []string          // the slab header's values are slices of
+	names     map[string]string // canonical forms of names that are not
+	out       []byte            // the request being written to the app
 
 	verify, validate, forward prometheus.Histogram
 	requests                  *prometheus.CounterVec
@@ -65,7 +68,7 @@ func newChecker(secret, auditPath string) *checker {
 	}
 	ck := &checker{
 		verifier: signature.NewVerifier(keys), schemas: set, eventType: ptr,
-		header: make(http.Header, 16),
+		header: make(http.Header, 16), names: make(map[string]string),
 		verify: hist("verify_seconds"), validate: hist("validate_seconds"), forward: hist("forward_seconds"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "requests_total"}, []string{"outcome", "reason"}),
 		auditBuf: bufio.NewWriterSize(f, 64<<10),
@@ -74,6 +77,19 @@ func newChecker(secret, auditPath string) *checker {
 	reg.MustRegister(ck.requests)
 	ck.audit = jsonlog.New(ck.auditBuf, nil)
 	return ck
+}
+
+// canonical returns the canonical form of the header name k; the forms of
+// names that are not canonical are kept, so that each is made once.
+func (ck *checker) canonical(k string) string {
+	if c, ok := ck.names[k]; ok {
+		return c
+	}
+	c := textproto.CanonicalMIMEHeaderKey(k)
+	if c != k && len(ck.names) < 64 {
+		ck.names[strings.Clone(k)] = c
+	}
+	return c
 }
 
 // hopHeaders are not forwarded.
@@ -87,17 +103,26 @@ var hopHeaders = map[string]bool{
 // to answer with instead.
 func (ck *checker) request(req []byte, start time.Time, remote string) (out []byte, status int, msgID, eventType string) {
 	end := bytes.Index(req, []byte("\r\n\r\n"))
-	head, body := req[:end], req[end+4:]
-	line, fields, _ := bytes.Cut(head, []byte("\r\n"))
+	body := req[end+4:]
+	// One copy of the head, as postern's engine makes: names and values
+	// are slices of it, and the values share one reused slab.
+	line, fields, _ := strings.Cut(string(req[:end]), "\r\n")
 	clear(ck.header)
-	for f := range bytes.SplitSeq(fields, []byte("\r\n")) {
-		name, value, ok := bytes.Cut(f, []byte(":"))
+	vals := ck.values[:0]
+	for f := range strings.SplitSeq(fields, "\r\n") {
+		name, value, ok := strings.Cut(f, ":")
 		if !ok {
 			return nil, http.StatusBadRequest, "", ""
 		}
-		k := textproto.CanonicalMIMEHeaderKey(string(name))
-		ck.header[k] = append(ck.header[k], string(bytes.TrimSpace(value)))
+		k := ck.canonical(name)
+		vals = append(vals, strings.TrimSpace(value))
+		v := vals[len(vals)-1:]
+		if prev, ok := ck.header[k]; ok {
+			v = append(prev[:len(prev):len(prev)], v[0])
+		}
+		ck.header[k] = v[:len(v):len(v)]
 	}
+	ck.values = vals
 
 	hdr, err := signature.Extract(ck.header)
 	if err != nil {
@@ -138,7 +163,7 @@ func (ck *checker) request(req []byte, start time.Time, remote string) (out []by
 			o = append(o, "\r\n"...)
 		}
 	}
-	host, _, _ := bytes.Cut([]byte(remote), []byte(":"))
+	host := remote[:max(strings.LastIndexByte(remote, ':'), 0)]
 	o = append(o, "X-Forwarded-For: "...)
 	o = append(o, host...)
 	o = append(o, "\r\nPostern-Verified: true\r\nPostern-Event-Type: "...)
