@@ -43,7 +43,9 @@ type checker struct {
 	out       []byte            // the request being written to the app
 
 	verify, validate, forward prometheus.Histogram
-	requests                  *prometheus.CounterVec
+	// requests_total{outcome}, looked up once per outcome as postern's
+	// labelled counters are.
+	forwarded, rejected prometheus.Counter
 
 	audit     *jsonlog.Handler
 	auditBuf  *bufio.Writer
@@ -70,11 +72,12 @@ func newChecker(secret, auditPath string) *checker {
 		verifier: signature.NewVerifier(keys), schemas: set, eventType: ptr,
 		header: make(http.Header, 16), names: make(map[string]string),
 		verify: hist("verify_seconds"), validate: hist("validate_seconds"), forward: hist("forward_seconds"),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "requests_total"}, []string{"outcome", "reason"}),
 		auditBuf: bufio.NewWriterSize(f, 64<<10),
 		attrs:    make([]slog.Attr, 0, 12),
 	}
-	reg.MustRegister(ck.requests)
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "requests_total"}, []string{"outcome", "reason"})
+	reg.MustRegister(requests)
+	ck.forwarded, ck.rejected = requests.WithLabelValues("forwarded", ""), requests.WithLabelValues("rejected", "")
 	ck.audit = jsonlog.New(ck.auditBuf, nil)
 	return ck
 }
@@ -178,27 +181,27 @@ func (ck *checker) request(req []byte, start time.Time, remote string) (out []by
 	return o, 0, msgID, eventType
 }
 
-// done counts and audits a request that began at start and ended with
-// status (and the app's status, 0 when it was not forwarded).
-func (ck *checker) done(start time.Time, remote, msgID, eventType string, status, upstream, bytes int) {
+// done counts and audits c's request, which ended with status (and the
+// app's status, 0 when it was not forwarded).
+func (ck *checker) done(c *conn, status, upstream int) {
 	now := time.Now()
-	outcome := "forwarded"
+	outcome, counter := "forwarded", ck.forwarded
 	if upstream == 0 {
-		outcome = "rejected"
+		outcome, counter = "rejected", ck.rejected
 	} else {
-		ck.forward.Observe(now.Sub(start).Seconds())
+		ck.forward.Observe(now.Sub(c.start).Seconds())
 	}
-	ck.requests.WithLabelValues(outcome, "").Inc()
+	counter.Inc()
 	ck.attrs = append(ck.attrs[:0],
-		slog.String("msg_id", msgID),
-		slog.String("event_type", eventType),
+		slog.String("msg_id", c.msgID),
+		slog.String("event_type", c.eventType),
 		slog.String("outcome", outcome),
 		slog.String("reason", ""),
 		slog.Int("status", status),
 		slog.Int("upstream_status", upstream),
-		slog.Int("bytes", bytes),
-		slog.Float64("duration_ms", float64(now.Sub(start).Microseconds())/1000),
-		slog.String("remote_addr", remote),
+		slog.Int("bytes", c.bytes),
+		slog.Float64("duration_ms", float64(now.Sub(c.start).Microseconds())/1000),
+		slog.String("remote_addr", c.remote),
 	)
 	ck.audit.HandleAttrs(context.Background(), now, slog.LevelInfo, "webhook", ck.attrs)
 	if now.Sub(ck.lastFlush) >= 100*time.Millisecond {

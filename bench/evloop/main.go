@@ -235,8 +235,8 @@ func clientData(c *conn) {
 		req, status, c.msgID, c.eventType = ck.request(c.buf[:n], c.start, c.remote)
 		if status != 0 {
 			reply(c, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\nContent-Length: 0\r\n\r\n")
-			ck.done(c.start, c.remote, c.msgID, c.eventType, status, 0, c.bytes)
-			c.buf = c.buf[:copy(c.buf, c.buf[n:])]
+			ck.done(c, status, 0)
+			consume(c, n)
 			clientData(c)
 			return
 		}
@@ -244,7 +244,7 @@ func clientData(c *conn) {
 	u := upstreamConn()
 	if u == nil {
 		reply(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-		c.buf = c.buf[n:]
+		consume(c, n)
 		return
 	}
 	c.peer, u.peer = u, c
@@ -252,8 +252,11 @@ func clientData(c *conn) {
 		closeConn(u)
 		return
 	}
-	c.buf = c.buf[:copy(c.buf, c.buf[n:])]
+	consume(c, n)
 }
+
+// consume drops the first n buffered bytes of c, a message dealt with.
+func consume(c *conn, n int) { c.buf = c.buf[:copy(c.buf, c.buf[n:])] }
 
 // upstreamData relays a complete answer to its client and keeps the
 // upstream connection.
@@ -274,9 +277,9 @@ func upstreamData(u *conn) {
 	ok := writeAll(c.fd, u.buf[:n])
 	if ck != nil && n >= 12 {
 		status, _ := strconv.Atoi(string(u.buf[9:12])) // "HTTP/1.1 204 ..."
-		ck.done(c.start, c.remote, c.msgID, c.eventType, status, status, c.bytes)
+		ck.done(c, status, status)
 	}
-	u.buf = u.buf[:copy(u.buf, u.buf[n:])]
+	consume(u, n)
 	c.peer, u.peer = nil, nil
 	idle = append(idle, u)
 	if !ok {
