@@ -178,8 +178,45 @@ func (h *Handler) tick(rec *record) time.Duration {
 // SIGTERM arrives, before shutting the server down.
 func (h *Handler) Drain() { h.draining.Store(true) }
 
+// delivery is one request on its way through the handler: what the
+// checks before the exchange with the app leave for the steps after it.
+// Serving a request is start, then check; when check says to forward,
+// the exchange (forwarder.send, or the event loop's) and respond; then end.
+type delivery struct {
+	ctx      context.Context
+	span     trace.Span
+	rec      record
+	reserved int64 // body bytes reserved from the budget
+	claimed  bool  // a dedupe claim is held under key
+	key      idKey
+	acked    bool // the app (or postern, for an acknowledged unknown type) took it
+	released bool
+	// The forward step's, set by beginForward.
+	o      outbound
+	fctx   context.Context // the forward span's
+	fspan  trace.Span
+	fstart time.Duration
+}
+
 // ServeHTTP handles one webhook delivery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := h.start(r)
+	defer h.release(d)
+	if h.check(w, r, d) {
+		sent := h.beginForward(d, r)
+		ur, perr := h.fwd.send(d.fctx, &d.o, sent)
+		h.respond(w, d, ur, perr)
+	}
+	h.end(d)
+	if d.rec.aborted {
+		// The app's response broke after its status was sent: cut the
+		// connection so the sender cannot read it as a complete answer.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// start begins serving r: the clock, the server span, the record.
+func (h *Handler) start(r *http.Request) *delivery {
 	start := h.opts.Now()
 	ctx := r.Context()
 	if h.opts.Tracer != nil {
@@ -190,19 +227,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		span.SetAttributes(serverAttributes(r)...)
 	}
 	h.metrics.inFlight.Add(1)
-	rec := &record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID(), keyIndex: -1}
-	h.serve(ctx, w, r, rec)
-	h.finish(ctx, span, rec)
-	h.metrics.inFlight.Add(-1)
-	if rec.aborted {
-		// The app's response broke after its status was sent: cut the
-		// connection so the sender cannot read it as a complete answer.
-		panic(http.ErrAbortHandler)
-	}
+	d := &delivery{ctx: ctx, span: span}
+	d.rec = record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID(), keyIndex: -1}
+	return d
 }
 
-// serve runs the checks in the order of the status contract and answers.
-func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *record) {
+// release gives back what d holds: its dedupe claim, settled as acked or
+// not, and its body's budget. It runs once, from end or, if the handler
+// panicked, from ServeHTTP's defer.
+func (h *Handler) release(d *delivery) {
+	if d.released {
+		return
+	}
+	d.released = true
+	if d.claimed {
+		h.dedupe.finish(d.key, d.acked, d.rec.now())
+	}
+	h.budget.release(d.reserved)
+}
+
+// end finishes d: its claim and budget released, its audit record
+// written, its span ended.
+func (h *Handler) end(d *delivery) {
+	h.release(d)
+	h.finish(d.ctx, d.span, &d.rec)
+	h.metrics.inFlight.Add(-1)
+}
+
+// check runs the checks in the order of the status contract. It answers
+// on w and returns false when the request is refused or answered without
+// the app; it returns true when d is to be forwarded.
+func (h *Handler) check(w http.ResponseWriter, r *http.Request, d *delivery) (forward bool) {
+	rec := &d.rec
 	if h.draining.Load() {
 		// The audit record names the message turned away, when its
 		// headers are well formed (nothing is verified).
@@ -212,32 +268,32 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		w.Header().Set("Connection", "close")
 		h.reject(w, rec, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonShuttingDown,
 			Detail: "postern is shutting down; retry shortly", RetryAfter: retryAfterDraining})
-		return
+		return false
 	}
 	if r.Method != http.MethodPost {
 		h.reject(w, rec, &Error{Status: http.StatusMethodNotAllowed, Reason: ReasonMethodNotAllowed,
 			Detail: "webhooks are delivered with POST"})
-		return
+		return false
 	}
 	body, reserved, perr := h.readBody(w, r)
-	defer h.budget.release(reserved)
+	d.reserved = reserved
 	rec.bytes = len(body)
 	if perr != nil {
 		h.reject(w, rec, perr)
-		return
+		return false
 	}
 	if h.opts.AuditBody {
 		rec.body = body
 	}
 
+	ctx := d.ctx
 	hdr, keyIndex, perr := h.verify(ctx, r.Header, body, rec)
 	rec.msgID, rec.keyIndex = hdr.ID, keyIndex
 	if perr != nil {
 		h.reject(w, rec, perr)
-		return
+		return false
 	}
 
-	acked := false
 	if h.dedupe != nil {
 		_, dspan := h.startSpan(ctx, "dedupe", trace.SpanKindInternal)
 		claim, key := h.dedupe.begin(hdr.ID, rec.now())
@@ -247,40 +303,47 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			h.metrics.add(h.metrics.dedupeHits, "acked", "")
 			rec.outcome, rec.status = OutcomeDuplicate, http.StatusOK
 			writeJSON(w, `{"duplicate":true}`)
-			return
+			return false
 		case claimInFlight:
 			h.metrics.add(h.metrics.dedupeHits, "in_flight", "")
 			rec.outcome = OutcomeDuplicate
 			h.reject(w, rec, &Error{Status: http.StatusConflict, Reason: ReasonDeliveryInFlight,
 				Detail: "a delivery of this message is in progress", RetryAfter: retryAfterInFlight})
-			return
+			return false
 		}
-		defer func() { h.dedupe.finish(key, acked, rec.now()) }()
+		d.claimed, d.key = true, key
 	}
 
 	eventType, known, perr := h.validate(ctx, body, rec)
 	rec.eventType = eventType
 	if perr != nil {
 		h.reject(w, rec, perr)
-		return
+		return false
 	}
 	if !known {
 		switch h.opts.UnknownEvents {
 		case UnknownReject:
 			h.reject(w, rec, &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonUnknownEventType,
 				Detail: fmt.Sprintf("no schema for event type %q", eventType)})
-			return
+			return false
 		case UnknownAck:
 			rec.outcome, rec.status, rec.reason = OutcomeAcked, http.StatusOK, ReasonUnknownEventType
 			writeJSON(w, `{"acknowledged":true,"forwarded":false}`)
-			acked = true
-			return
+			d.acked = true
+			return false
 		}
 	}
+	d.o = outbound{f: &h.fwd, in: r, body: body, tracing: h.opts.Tracer != nil,
+		verified: verifiedHeaders{names: hdr.Names, id: hdr.ID, timestamp: hdr.Timestamp,
+			signature: hdr.Signature, eventType: eventType}}
+	return true
+}
 
-	verified := verifiedHeaders{names: hdr.Names, id: hdr.ID, timestamp: hdr.Timestamp,
-		signature: hdr.Signature, eventType: eventType}
-	ur, perr := h.forward(ctx, r, body, verified, rec)
+// respond answers with the app's response ur, or with perr when the
+// exchange failed.
+func (h *Handler) respond(w http.ResponseWriter, d *delivery, ur *upstreamResponse, perr *Error) {
+	rec := &d.rec
+	ur, perr = h.endForward(d, ur, perr)
 	if perr != nil {
 		rec.outcome = OutcomeUpstreamFailed
 		if ur != nil {
@@ -294,7 +357,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		rec.outcome, rec.reason, rec.err, rec.aborted = OutcomeUpstreamFailed, ReasonUpstreamError, err, true
 		return
 	}
-	acked = ur.status >= 200 && ur.status < 300
+	d.acked = ur.status >= 200 && ur.status < 300
 }
 
 // readBody reads the body under the size cap. The caller releases reserved
@@ -431,9 +494,10 @@ func putDoc(d *strictjson.Doc) {
 	}
 }
 
-// forward sends the verified request to the app in a client span that
-// carries the trace context, and maps its answer to the status contract.
-func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, verified verifiedHeaders, rec *record) (*upstreamResponse, *Error) {
+// beginForward opens the forward span and completes d's outbound request
+// for the app; it returns the time the exchange starts, from which its
+// deadline runs.
+func (h *Handler) beginForward(d *delivery, r *http.Request) (sent time.Time) {
 	// Let the other requests that are ready (arrived with this one, or
 	// being verified) catch up first, so that requests that arrive
 	// together reach the app together, as an event loop such as nginx's
@@ -443,35 +507,40 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, body []byte, ver
 	// app's wake-ups per request). When nothing else is ready this returns
 	// at once.
 	runtime.Gosched()
-	tracing := h.opts.Tracer != nil
-	if tracing {
+	ctx := d.ctx
+	if d.o.tracing {
 		// The delivery is not cancelled when the sender hangs up: the app
 		// finishes it, and the sender's retry is then answered as a
 		// duplicate. (Without a span, nothing here watches ctx: the
 		// exchange has its own deadline and dials without cancellation.)
 		ctx = context.WithoutCancel(ctx)
 	}
-	ctx, span := h.startSpan(ctx, "forward", trace.SpanKindClient)
-	start := h.tick(rec)
-	o := outbound{f: &h.fwd, in: r, body: body, verified: verified, tracing: tracing}
-	o.prepare()
-	if tracing {
-		o.extra = &carrier{o: o}
-		h.opts.Propagator.Inject(ctx, o.extra)
+	ctx, d.fspan = h.startSpan(ctx, "forward", trace.SpanKindClient)
+	d.fctx = ctx
+	d.fstart = h.tick(&d.rec)
+	d.o.prepare()
+	if d.o.tracing {
+		d.o.extra = &carrier{o: d.o}
+		h.opts.Propagator.Inject(ctx, d.o.extra)
 	}
-	sent := rec.now()
+	sent = d.rec.now()
 	if !h.monotonic {
 		sent = time.Now() // the exchange's deadline is on the real clock
 	}
-	ur, perr := h.fwd.send(ctx, &o, sent)
-	h.metrics.forward.Observe((h.tick(rec) - start).Seconds())
-	if span.IsRecording() {
-		span.SetAttributes(clientAttributes(h.fwd.spanRequest(r), ur, perr)...)
+	return sent
+}
+
+// endForward closes the forward span and maps the app's answer to the
+// status contract.
+func (h *Handler) endForward(d *delivery, ur *upstreamResponse, perr *Error) (*upstreamResponse, *Error) {
+	h.metrics.forward.Observe((h.tick(&d.rec) - d.fstart).Seconds())
+	if span := d.fspan; span.IsRecording() {
+		span.SetAttributes(clientAttributes(h.fwd.spanRequest(d.o.in), ur, perr)...)
 		if perr != nil {
 			span.SetStatus(codes.Error, perr.Reason)
 		}
 	}
-	span.End()
+	d.fspan.End()
 	if perr != nil {
 		return nil, perr
 	}
