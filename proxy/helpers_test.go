@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/postern-dev/postern/proxy/h1"
 	"github.com/postern-dev/postern/proxy/schema"
 	"github.com/postern-dev/postern/proxy/signature"
 )
@@ -192,7 +192,7 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 // net/http's.
 type frontend struct {
 	URL    string
-	srv    *h1.Server
+	srv    listener
 	done   chan struct{}
 	client *http.Client
 }
@@ -203,11 +203,15 @@ func newFrontend(t testing.TB, h *Handler) *frontend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := NewListener(h, h.opts.UpstreamTimeout, log.New(tWriter{t}, "", 0))
 	f := &frontend{
 		URL:    "http://" + ln.Addr().String(),
-		srv:    NewListener(h, h.opts.UpstreamTimeout, log.New(tWriter{t}, "", 0)),
+		srv:    srv,
 		done:   make(chan struct{}),
 		client: &http.Client{Transport: &http.Transport{}},
+	}
+	if os.Getenv("POSTERN_TEST_ENGINE") == "loop" && LoopSupported(h) {
+		f.srv = &Loop{Handler: h, Fallback: srv}
 	}
 	go func() {
 		defer close(f.done)

@@ -203,7 +203,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := h.start(r)
 	defer h.release(d)
 	if h.check(w, r, d) {
-		sent := h.beginForward(d, r)
+		sent := h.beginForward(d, r, true)
 		ur, perr := h.fwd.send(d.fctx, &d.o, sent)
 		h.respond(w, d, ur, perr)
 	}
@@ -496,8 +496,8 @@ func putDoc(d *strictjson.Doc) {
 
 // beginForward opens the forward span and completes d's outbound request
 // for the app; it returns the time the exchange starts, from which its
-// deadline runs.
-func (h *Handler) beginForward(d *delivery, r *http.Request) (sent time.Time) {
+// deadline runs. With yield, it first lets the other ready goroutines run.
+func (h *Handler) beginForward(d *delivery, r *http.Request, yield bool) (sent time.Time) {
 	// Let the other requests that are ready (arrived with this one, or
 	// being verified) catch up first, so that requests that arrive
 	// together reach the app together, as an event loop such as nginx's
@@ -505,8 +505,11 @@ func (h *Handler) beginForward(d *delivery, r *http.Request) (sent time.Time) {
 	// time, a verification apart, and an app that goes idle in between is
 	// woken for each one, which costs it CPU (bench/run --profile shows the
 	// app's wake-ups per request). When nothing else is ready this returns
-	// at once.
-	runtime.Gosched()
+	// at once. (An event loop has nothing to yield to: it forwards what
+	// arrived together before it waits again.)
+	if yield {
+		runtime.Gosched()
+	}
 	ctx := d.ctx
 	if d.o.tracing {
 		// The delivery is not cancelled when the sender hangs up: the app

@@ -38,6 +38,20 @@ func NewListener(h http.Handler, upstreamTimeout time.Duration, errLog *log.Logg
 	}
 }
 
+// listener is an HTTP engine serving the webhook listener: the goroutine
+// engine (*h1.Server) or the event loop (*Loop).
+type listener interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// Engines, the values of Server.Engine.
+const (
+	EngineLoop      = "loop"
+	EngineGoroutine = "goroutine"
+)
+
 // Server runs the webhook listener and the admin listener, and drains on
 // shutdown.
 type Server struct {
@@ -54,6 +68,9 @@ type Server struct {
 	// DrainGrace is how long new requests are answered 503 shutting_down
 	// before the listener closes (at most half of ShutdownTimeout).
 	DrainGrace time.Duration
+	// Engine is EngineLoop (the default, where LoopSupported) or
+	// EngineGoroutine.
+	Engine string
 	// Log receives lifecycle messages.
 	Log *slog.Logger
 	// OnListen, if set, is called with the bound addresses once both
@@ -75,7 +92,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	errLog := slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)
-	main := NewListener(s.Handler, s.UpstreamTimeout, errLog)
+	fallback := NewListener(s.Handler, s.UpstreamTimeout, errLog)
+	var main listener = fallback
+	engine := EngineGoroutine
+	if s.Engine != EngineGoroutine && LoopSupported(s.Handler) {
+		main, engine = &Loop{Handler: s.Handler, Fallback: fallback}, EngineLoop
+	}
 	admin := &http.Server{
 		Handler:           s.Admin,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -88,7 +110,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- main.Serve(ln) }()
 	go func() { errc <- admin.Serve(aln) }()
-	s.Log.Info("serving", "listen_addr", ln.Addr().String(), "admin_addr", aln.Addr().String())
+	s.Log.Info("serving", "listen_addr", ln.Addr().String(), "admin_addr", aln.Addr().String(), "engine", engine)
 	if s.OnListen != nil {
 		s.OnListen(ln.Addr(), aln.Addr())
 	}

@@ -1,0 +1,163 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Detached serves the requests of one connection that Serve does not own:
+// another engine (postern's event loop) reads and writes the socket, and
+// Detached parses each request head with Serve's rules and renders the
+// handler's response with Serve's framing, into memory. A request that is
+// not the simple case (see Parse) is left to Serve, with Adopt.
+type Detached struct {
+	c   conn
+	src bytes.Reader
+	out outBuffer
+}
+
+// outBuffer is where a Detached's responses are rendered.
+type outBuffer struct{ b []byte }
+
+func (o *outBuffer) Write(p []byte) (int, error) {
+	o.b = append(o.b, p...)
+	return len(p), nil
+}
+
+// Detach returns a Detached for a connection from remote, served with s's
+// settings (header limit, error log, Date header, closing state).
+func (s *Server) Detach(remote string) *Detached {
+	d := &Detached{}
+	c := &d.c
+	c.srv, c.remote = s, remote
+	c.header = make(http.Header, 16)
+	c.resp.header = make(http.Header, 8)
+	c.body.c = c
+	c.resp.c = c
+	c.br = bufio.NewReaderSize(&d.src, 4<<10)
+	c.bw = bufio.NewWriterSize(&d.out, 4<<10)
+	return d
+}
+
+// Parse parses head, a request line and header block ending with the
+// empty line. It returns false when the request is anything but the simple
+// case this engine serves: a well-formed HTTP/1.1 or HTTP/1.0 request with
+// a Content-Length (or no body), no Transfer-Encoding and no Expect. The
+// caller then hands the connection, with everything read so far, to
+// Adopt, which answers exactly as Serve would, refusals of malformed
+// requests included. Otherwise the caller passes the body, all
+// req.ContentLength bytes of it, to SetBody before the handler runs.
+func (d *Detached) Parse(head string) (*http.Request, bool) {
+	c := &d.c
+	if len(head) > c.srv.maxHeaderBytes() {
+		return nil, false
+	}
+	req, err := c.parseRequest(head)
+	if err != nil || req.TransferEncoding != nil || c.body.expect {
+		return nil, false
+	}
+	if _, ok := req.Header["Expect"]; ok {
+		return nil, false
+	}
+	return req, true
+}
+
+// SetBody makes body the body of the request Parse returned.
+func (d *Detached) SetBody(body []byte) {
+	d.src.Reset(body)
+	d.c.br.Reset(&d.src)
+}
+
+// Writer returns the response writer for req, the request Parse just
+// returned, which started at start.
+func (d *Detached) Writer(req *http.Request, start time.Time) http.ResponseWriter {
+	w := &d.c.resp
+	w.reset(req, start)
+	w.closeAfter = req.Close
+	d.c.broken = false
+	return w
+}
+
+// Finish completes the response and returns its bytes, which stay valid
+// until the next Writer, and whether the connection can carry another
+// request.
+func (d *Detached) Finish() (out []byte, keep bool) {
+	c := &d.c
+	d.out.b = d.out.b[:0]
+	ok := c.resp.finish()
+	keep = ok && !c.broken && !c.resp.closeAfter
+	// What the handler left of the body is dropped, as serveOne does; it
+	// is all in memory.
+	if !c.body.eof && !c.body.discard() {
+		keep = false
+	}
+	if cap(d.out.b) > 64<<10 {
+		out = d.out.b
+		d.out.b = nil
+		return out, keep
+	}
+	return d.out.b, keep
+}
+
+// Stream makes the response being written go to w as it is written,
+// rather than into memory: for an answer too large to hold.
+func (d *Detached) Stream(w io.Writer) {
+	d.c.bw.Flush()
+	d.c.bw.Reset(w)
+}
+
+// Adopt serves nc from now on as if Serve had accepted it, with buffered
+// (what was read from it and not answered) read first. It returns false,
+// and closes nc, when the server is closing.
+func (s *Server) Adopt(nc net.Conn, buffered []byte) bool {
+	if len(buffered) > 0 {
+		nc = &prefixConn{Conn: nc, prefix: buffered}
+	}
+	s.mu.Lock()
+	if s.conns == nil {
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+	}
+	s.mu.Unlock()
+	c := s.newConn(nc)
+	if c == nil {
+		nc.Close()
+		return false
+	}
+	go c.serve()
+	return true
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// CloseWrite lets writeError half-close an adopted TCP connection too.
+func (p *prefixConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (s *Server) maxHeaderBytes() int {
+	if s.MaxHeaderBytes <= 0 {
+		return http.DefaultMaxHeaderBytes
+	}
+	return s.MaxHeaderBytes
+}

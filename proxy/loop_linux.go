@@ -1,0 +1,893 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/postern-dev/postern/proxy/h1"
+)
+
+// Loop is the event-loop listener: one epoll loop on one locked thread
+// that reads requests, runs the handler's checks, exchanges with the app
+// and writes answers, with no goroutine per connection. It serves the
+// common case only: a complete request of at most loopMaxRequest bytes
+// with a Content-Length (or no body), forwarded to a plain-HTTP app. A
+// connection with anything else (chunked or larger bodies, Expect,
+// malformed or slow requests) is handed, with the bytes already read, to
+// Fallback, the goroutine engine, which then owns it and answers as it
+// always does; an app answer larger than maxResponseBytes is streamed from
+// a goroutine too. Both engines run the same handler halves (check,
+// respond), so the status contract has one implementation.
+//
+// Timeouts are checked every loopTick: the header, idle and write
+// timeouts are Fallback's, and can end up to loopTick late.
+type Loop struct {
+	// Handler runs the checks and builds the answers.
+	Handler *Handler
+	// Fallback serves what the loop hands over, with its settings
+	// (timeouts, header limit).
+	Fallback *h1.Server
+
+	closing atomic.Bool
+	closed  atomic.Bool // Close: drop everything now
+	done    chan struct{}
+	wake    int // eventfd that interrupts epoll_wait
+	mu      sync.Mutex
+	started bool
+
+	// The loop's own, touched only by its thread.
+	ep       int
+	lfd      int
+	conns    map[int]*lconn
+	idle     []*lconn // kept-alive app connections, most recent last
+	upAddr   syscall.Sockaddr
+	upFamily int
+	rbuf     []byte
+	req      outBuffer
+	bw       *bufio.Writer // renders requests for the app into req
+	abr      *bufio.Reader // parses the app's answers
+	src      needMore
+	lastScan time.Time
+}
+
+// loopMaxRequest is the largest request (head and body) the loop reads
+// itself; a larger one is handed to Fallback.
+const loopMaxRequest = 64 << 10
+
+// loopPatience is how long a request may stay incomplete in the loop
+// before its connection is handed to Fallback, which waits for slow
+// senders with its own goroutine and timeouts.
+const loopPatience = 100 * time.Millisecond
+
+// loopTick is how often the loop checks deadlines.
+const loopTick = 50 * time.Millisecond
+
+// lconn is a sender's connection or one to the app.
+type lconn struct {
+	fd     int
+	toApp  bool
+	buf    []byte // read and not yet used
+	out    []byte // to write
+	eof    bool   // the peer closed its side
+	closed bool
+
+	// A sender's.
+	det        *h1.Detached
+	remote     string
+	first      bool      // no request answered yet
+	since      time.Time // accepted, last answered, or first byte of a partial request
+	partial    bool      // some of a request is read
+	closeAfter bool      // close once out is written
+	writeBy    time.Time // while out is pending
+	del        *delivery // the request being exchanged
+	w          http.ResponseWriter
+	headLen    int // of the request in flight: head and body bytes in buf
+	app        *lconn
+
+	// The app's.
+	sender     *lconn
+	reused     bool
+	connecting bool
+	gotBytes   bool      // part of an answer arrived
+	deadline   time.Time // of the exchange
+	sent       time.Time
+	lastUsed   time.Time
+	request    []byte // what was written, for a retry on a new connection
+	hd         respHead
+}
+
+// outBuffer collects what a bufio.Writer flushes.
+type outBuffer struct{ b []byte }
+
+func (o *outBuffer) Write(p []byte) (int, error) {
+	o.b = append(o.b, p...)
+	return len(p), nil
+}
+
+// errNeedMore is what an answer's parse meets when the rest has not
+// arrived yet.
+var errNeedMore = errors.New("more bytes needed")
+
+// needMore reads a byte slice, then errNeedMore, or io.EOF when the app
+// closed the connection.
+type needMore struct {
+	b   []byte
+	eof bool
+}
+
+func (n *needMore) Read(p []byte) (int, error) {
+	if len(n.b) == 0 {
+		if n.eof {
+			return 0, io.EOF
+		}
+		return 0, errNeedMore
+	}
+	c := copy(p, n.b)
+	n.b = n.b[c:]
+	return c, nil
+}
+
+// LoopSupported reports whether the event loop can serve h: on Linux, with
+// a plain-HTTP app.
+func LoopSupported(h *Handler) bool {
+	h.fwd.prepare()
+	return h.fwd.scheme == "http"
+}
+
+// Serve runs the loop on ln's socket until Shutdown or Close, and returns
+// http.ErrServerClosed then.
+func (l *Loop) Serve(ln net.Listener) error {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return errors.New("proxy: the event loop needs a TCP listener")
+	}
+	f, err := tl.File()
+	ln.Close()
+	if err != nil {
+		return err
+	}
+	l.lfd = int(f.Fd())
+	if err := syscall.SetNonblock(l.lfd, true); err != nil {
+		f.Close()
+		return err
+	}
+	defer f.Close()
+	if err := l.init(); err != nil {
+		return err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(l.done)
+	defer syscall.Close(l.ep)
+	l.run()
+	return http.ErrServerClosed
+}
+
+func (l *Loop) init() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started {
+		return errors.New("proxy: Loop.Serve called twice")
+	}
+	l.started = true
+	if l.done == nil {
+		l.done = make(chan struct{})
+	}
+	h := l.Handler
+	h.fwd.prepare()
+	ta, err := net.ResolveTCPAddr("tcp", h.fwd.addr)
+	if err != nil {
+		return err
+	}
+	if ip4 := ta.IP.To4(); ip4 != nil {
+		sa := &syscall.SockaddrInet4{Port: ta.Port}
+		copy(sa.Addr[:], ip4)
+		l.upAddr, l.upFamily = sa, syscall.AF_INET
+	} else {
+		sa := &syscall.SockaddrInet6{Port: ta.Port}
+		copy(sa.Addr[:], ta.IP.To16())
+		l.upAddr, l.upFamily = sa, syscall.AF_INET6
+	}
+	if l.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+		return err
+	}
+	wake, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		syscall.Close(l.ep)
+		return e
+	}
+	l.wake = int(wake)
+	l.conns = make(map[int]*lconn)
+	l.rbuf = make([]byte, 64<<10)
+	l.bw = bufio.NewWriterSize(&l.req, 16<<10)
+	l.abr = bufio.NewReaderSize(&l.src, 8<<10)
+	for _, fd := range []int{l.lfd, l.wake} {
+		if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Shutdown stops accepting, closes idle connections, lets the requests in
+// progress finish (their connections close after the answer), then shuts
+// Fallback down; it returns when all are done or ctx ends.
+func (l *Loop) Shutdown(ctx context.Context) error {
+	l.closing.Store(true)
+	l.signal()
+	fb := make(chan error, 1)
+	go func() { fb <- l.Fallback.Shutdown(ctx) }()
+	if l.isStarted() {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return <-fb
+}
+
+// Close closes the listener and every connection at once.
+func (l *Loop) Close() error {
+	l.closing.Store(true)
+	l.closed.Store(true)
+	l.signal()
+	if l.isStarted() {
+		<-l.done
+	}
+	return l.Fallback.Close()
+}
+
+func (l *Loop) isStarted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done == nil {
+		l.done = make(chan struct{})
+	}
+	return l.started
+}
+
+// signal wakes the loop.
+func (l *Loop) signal() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started {
+		one := uint64(1)
+		syscall.Write(l.wake, (*[8]byte)(unsafe.Pointer(&one))[:])
+	}
+}
+
+func (l *Loop) run() {
+	events := make([]syscall.EpollEvent, 256)
+	listening := true
+	for {
+		if l.closing.Load() {
+			if listening {
+				syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+				syscall.Close(l.lfd)
+				listening = false
+			}
+			if l.closeQuiet(l.closed.Load()) {
+				return
+			}
+		}
+		timeout := -1
+		if len(l.conns) > 0 {
+			timeout = int(loopTick / time.Millisecond)
+		}
+		n, err := syscall.EpollWait(l.ep, events, timeout)
+		if err != nil && err != syscall.EINTR {
+			l.Handler.opts.Log.Error("event loop stopped", "error", err.Error())
+			l.closing.Store(true)
+			l.closed.Store(true)
+			continue
+		}
+		now := time.Now()
+		for _, ev := range events[:max(n, 0)] {
+			fd := int(ev.Fd)
+			switch fd {
+			case l.lfd:
+				if listening {
+					l.accept(now)
+				}
+				continue
+			case l.wake:
+				var b [8]byte
+				syscall.Read(l.wake, b[:])
+				continue
+			}
+			c := l.conns[fd]
+			if c == nil || c.closed {
+				continue
+			}
+			if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+				l.writable(c, now)
+			}
+			if !c.closed && ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+				l.readable(c, ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0, now)
+			}
+		}
+		if now.Sub(l.lastScan) >= loopTick {
+			l.lastScan = now
+			l.scan(now)
+		}
+	}
+}
+
+// closeQuiet closes the connections with nothing in progress (all of them
+// with all) and reports whether none is left.
+func (l *Loop) closeQuiet(all bool) bool {
+	for _, c := range l.conns {
+		if all || c.toApp && c.sender == nil || !c.toApp && c.del == nil && len(c.out) == 0 && !c.partial {
+			l.drop(c)
+		}
+	}
+	return len(l.conns) == 0
+}
+
+// accept takes every pending connection.
+func (l *Loop) accept(now time.Time) {
+	for {
+		fd, sa, err := syscall.Accept4(l.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err != nil {
+			if err != syscall.EAGAIN && err != syscall.ECONNABORTED && err != syscall.EINTR {
+				l.Handler.opts.Log.Warn("accept failed", "error", err.Error())
+			}
+			return
+		}
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		remote := sockaddrString(sa)
+		c := &lconn{fd: fd, det: l.Fallback.Detach(remote), remote: remote, first: true, since: now}
+		l.add(c)
+	}
+}
+
+func sockaddrString(sa syscall.Sockaddr) string {
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
+	case *syscall.SockaddrInet6:
+		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
+	}
+	return ""
+}
+
+// add registers c for edge-triggered reads and writes.
+func (l *Loop) add(c *lconn) bool {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | (syscall.EPOLLET & 0xffffffff), Fd: int32(c.fd)}
+	if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		syscall.Close(c.fd)
+		return false
+	}
+	l.conns[c.fd] = c
+	return true
+}
+
+// drop closes c. A sender's delivery in flight is settled as not
+// acknowledged; the app connection of an exchange is closed with it.
+func (l *Loop) drop(c *lconn) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	delete(l.conns, c.fd)
+	syscall.Close(c.fd)
+	if c.toApp {
+		if s := c.sender; s != nil {
+			c.sender, s.app = nil, nil
+			l.drop(s)
+		}
+		return
+	}
+	if a := c.app; a != nil {
+		c.app, a.sender = nil, nil
+		l.drop(a)
+	}
+	if c.del != nil {
+		c.del.rec.outcome, c.del.rec.reason = OutcomeUpstreamFailed, ReasonUpstreamError
+		c.del.rec.err = errors.New("connection closed during the exchange")
+		l.Handler.end(c.del)
+		c.del = nil
+	}
+}
+
+// readable reads what the edge announced and acts on it: once, and again
+// only when the read filled the buffer or the peer closed (hup), whose end
+// of file must be read now: no other edge will announce it.
+func (l *Loop) readable(c *lconn, hup bool, now time.Time) {
+	for {
+		n, err := rawRead(c.fd, l.rbuf)
+		if n > 0 {
+			c.buf = append(c.buf, l.rbuf[:n]...)
+		}
+		if err == syscall.EAGAIN {
+			break
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if n <= 0 {
+			c.eof = true
+			break
+		}
+		if n < len(l.rbuf) && !hup || len(c.buf) > loopMaxRequest+maxResponseBytes {
+			break
+		}
+	}
+	if c.toApp {
+		l.appData(c, now)
+		return
+	}
+	if c.eof && c.del == nil && len(c.out) == 0 && len(c.buf) == 0 {
+		l.drop(c) // the sender left
+		return
+	}
+	l.senderData(c, now)
+}
+
+// writable writes what is pending.
+func (l *Loop) writable(c *lconn, now time.Time) {
+	if c.toApp && c.connecting {
+		c.connecting = false
+		errno, err := syscall.GetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+		if err == nil && errno != 0 {
+			err = syscall.Errno(errno)
+		}
+		if err != nil {
+			l.appFailed(c, err, now)
+			return
+		}
+	}
+	if len(c.out) > 0 && l.flush(c, now) && !c.toApp && len(c.out) == 0 {
+		l.senderData(c, now) // a request that arrived while the answer was written
+	}
+}
+
+// flush writes c.out; it reports false when c was dropped.
+func (l *Loop) flush(c *lconn, now time.Time) bool {
+	for len(c.out) > 0 {
+		n, err := rawWrite(c.fd, c.out)
+		if err == syscall.EAGAIN {
+			return true
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			if c.toApp {
+				l.appFailed(c, err, now)
+			} else {
+				l.drop(c)
+			}
+			return false
+		}
+		c.out = c.out[n:]
+	}
+	c.out = nil
+	if !c.toApp && c.closeAfter {
+		l.drop(c)
+		return false
+	}
+	return true
+}
+
+// senderData serves the next complete request in c's buffer, if no other
+// is in progress on c.
+func (l *Loop) senderData(c *lconn, now time.Time) {
+	for !c.closed && c.del == nil && len(c.out) == 0 && len(c.buf) > 0 {
+		if c.closeAfter {
+			return
+		}
+		end := headEnd(c.buf)
+		if end < 0 {
+			l.incomplete(c, now, len(c.buf) > l.Fallback.MaxHeaderBytes)
+			return
+		}
+		req, ok := c.det.Parse(string(c.buf[:end]))
+		if !ok || req.ContentLength > loopMaxRequest {
+			l.handOff(c)
+			return
+		}
+		total := end + int(req.ContentLength)
+		if len(c.buf) < total {
+			l.incomplete(c, now, false)
+			return
+		}
+		c.partial, c.headLen = false, total
+		c.det.SetBody(c.buf[end:total])
+		l.serveRequest(c, req, now)
+	}
+}
+
+// incomplete notes a request not all read: it is handed over at once when
+// over, and otherwise after loopPatience (see scan).
+func (l *Loop) incomplete(c *lconn, now time.Time, over bool) {
+	if over || c.eof {
+		l.handOff(c)
+		return
+	}
+	if !c.partial {
+		c.partial, c.since = true, now
+	}
+}
+
+// headEnd returns the length of the request head at the start of b (up to
+// and including the empty line), or -1 when it is not all there or does
+// not start with a request line (Fallback then deals with it).
+func headEnd(b []byte) int {
+	if len(b) == 0 || b[0] == '\r' || b[0] == '\n' {
+		return -1
+	}
+	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		if j := bytes.Index(b[:i+2], []byte("\n\n")); j >= 0 {
+			return j + 2
+		}
+		return i + 4
+	}
+	if j := bytes.Index(b, []byte("\n\n")); j >= 0 {
+		return j + 2
+	}
+	return -1
+}
+
+// serveRequest runs the checks on c's request and answers it, or starts
+// its exchange with the app.
+func (l *Loop) serveRequest(c *lconn, req *http.Request, now time.Time) {
+	h := l.Handler
+	d := h.start(req)
+	c.w = c.det.Writer(req, now)
+	if l.closing.Load() {
+		c.w.Header().Set("Connection", "close")
+	}
+	if !h.check(c.w, req, d) {
+		l.answer(c, d, now)
+		return
+	}
+	sent := h.beginForward(d, req, false)
+	c.del = d
+	l.req.b = l.req.b[:0]
+	if err := d.o.write(l.bw); err != nil {
+		l.bw.Reset(&l.req)
+		h.respond(c.w, d, nil, upstreamError(sent.Add(h.fwd.timeout), err))
+		c.del = nil
+		l.answer(c, d, now)
+		return
+	}
+	request := append([]byte(nil), l.req.b...)
+	if cap(l.req.b) > 64<<10 {
+		l.req.b = nil
+	}
+	l.exchange(c, request, sent, sent.Add(h.fwd.timeout), false, now)
+}
+
+// exchange sends request to the app for sender c, on a pooled connection
+// or (with fresh, or none pooled) a new one.
+func (l *Loop) exchange(c *lconn, request []byte, sent, deadline time.Time, fresh bool, now time.Time) {
+	var a *lconn
+	if !fresh {
+		a = l.pooled(now)
+	}
+	if a == nil {
+		var err error
+		if a, err = l.dial(); err != nil {
+			l.replyApp(c, nil, upstreamError(deadline, err), now)
+			return
+		}
+	}
+	a.sender, c.app = c, a
+	a.request, a.sent, a.deadline, a.gotBytes = request, sent, deadline, false
+	a.buf = a.buf[:0]
+	a.out = request
+	if !a.connecting {
+		l.flush(a, now)
+	}
+}
+
+// pooled returns the most recently used kept-alive app connection that is
+// still fresh, closing those that are not.
+func (l *Loop) pooled(now time.Time) *lconn {
+	timeout := l.Handler.fwd.client.idleTimeout()
+	for len(l.idle) > 0 {
+		a := l.idle[len(l.idle)-1]
+		l.idle = l.idle[:len(l.idle)-1]
+		if a.closed {
+			continue
+		}
+		if now.Sub(a.lastUsed) >= timeout {
+			l.drop(a)
+			continue
+		}
+		a.reused = true
+		return a
+	}
+	return nil
+}
+
+// dial starts a connection to the app.
+func (l *Loop) dial() (*lconn, error) {
+	fd, err := syscall.Socket(l.upFamily, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	a := &lconn{fd: fd, toApp: true}
+	err = syscall.Connect(fd, l.upAddr)
+	switch err {
+	case nil:
+	case syscall.EINPROGRESS:
+		a.connecting = true
+	default:
+		syscall.Close(fd)
+		return nil, err
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	if !l.add(a) {
+		return nil, errors.New("epoll_ctl failed")
+	}
+	return a, nil
+}
+
+// appData reads the app's answer, and answers the sender once it is all
+// there.
+func (l *Loop) appData(a *lconn, now time.Time) {
+	c := a.sender
+	if c == nil {
+		l.drop(a) // an idle connection that the app closed or wrote to
+		return
+	}
+	if len(a.buf) > 0 {
+		a.gotBytes = true
+	}
+	ur, used, err := l.parseAnswer(a)
+	switch {
+	case errors.Is(err, errNeedMore):
+		if len(a.buf) > maxResponseHeaderBytes+maxResponseBytes {
+			l.streamAnswer(a)
+		}
+		return
+	case err != nil:
+		l.appFailed(a, err, now)
+		return
+	}
+	keep := !a.hd.close && used == len(a.buf) && !a.eof
+	a.sender, c.app = nil, nil
+	a.buf, a.request, a.out = a.buf[:0], nil, nil
+	if keep && len(l.idle) < l.Handler.fwd.client.maxIdle() && !l.closing.Load() {
+		a.lastUsed = now
+		a.reused = false
+		l.idle = append(l.idle, a)
+	} else {
+		l.drop(a)
+	}
+	l.replyApp(c, ur, nil, now)
+}
+
+// appFailed ends an exchange that broke: it is sent again once on a new
+// connection when a reused one failed before any answer, as the goroutine
+// engine's does; otherwise the sender gets the status the failure maps to.
+func (l *Loop) appFailed(a *lconn, err error, now time.Time) {
+	c := a.sender
+	a.sender = nil
+	l.drop(a)
+	if c == nil {
+		return
+	}
+	c.app = nil
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	if a.reused && !a.gotBytes && now.Before(a.deadline) {
+		l.exchange(c, a.request, a.sent, a.deadline, true, now)
+		return
+	}
+	l.replyApp(c, nil, upstreamError(a.deadline, err), now)
+}
+
+// parseAnswer parses the app's answer in a.buf: the final head, 1xx ones
+// skipped, and the body held in full. It returns errNeedMore while the
+// answer is incomplete.
+func (l *Loop) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err error) {
+	l.src = needMore{b: a.buf, eof: a.eof}
+	br := l.abr
+	br.Reset(&l.src)
+	hd := &a.hd
+	for {
+		if err := hd.read(br); err != nil {
+			if errors.Is(err, errNeedMore) && len(a.buf) > maxResponseHeaderBytes {
+				return nil, 0, errResponseHeadersTooLarge
+			}
+			return nil, 0, err
+		}
+		if hd.status == http.StatusSwitchingProtocols {
+			return nil, 0, errors.New("app switched protocols")
+		}
+		if hd.status >= 200 {
+			break
+		}
+	}
+	if len(a.buf)-len(l.src.b)-br.Buffered() > maxResponseHeaderBytes {
+		return nil, 0, errResponseHeadersTooLarge
+	}
+	ur = &upstreamResponse{status: hd.status}
+	if hd.length != 0 {
+		b := appBody{br: br, hd: hd, left: hd.length}
+		size := 512
+		if hd.length > 0 {
+			size = int(min(hd.length, maxResponseBytes+1))
+		}
+		if hd.chunked {
+			b.chunked = httputil.NewChunkedReader(br)
+		}
+		body, complete, err := hold(&b, size)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !complete {
+			return nil, 0, errNeedMore // larger than maxResponseBytes: streamed
+		}
+		ur.body = body
+	}
+	hd.header(&ur.header, len(ur.body))
+	return ur, len(a.buf) - len(l.src.b) - br.Buffered(), nil
+}
+
+// replyApp answers sender c from the app's answer ur or the failure perr.
+func (l *Loop) replyApp(c *lconn, ur *upstreamResponse, perr *Error, now time.Time) {
+	d := c.del
+	c.del = nil
+	l.Handler.respond(c.w, d, ur, perr)
+	l.answer(c, d, now)
+}
+
+// answer ends d and writes c's answer, then serves the next request
+// already read, if any.
+func (l *Loop) answer(c *lconn, d *delivery, now time.Time) {
+	l.Handler.end(d)
+	out, keep := c.det.Finish()
+	c.buf = c.buf[:copy(c.buf, c.buf[c.headLen:])]
+	c.headLen = 0
+	if cap(c.buf) > loopMaxRequest {
+		c.buf = append([]byte(nil), c.buf...)
+	}
+	c.first, c.since = false, now
+	c.closeAfter = !keep
+	c.out = out
+	c.writeBy = d.rec.start.Add(l.Fallback.WriteTimeout)
+	if !l.flush(c, now) {
+		return
+	}
+	if len(c.out) > 0 {
+		c.out = append([]byte(nil), c.out...) // out is the Detached's until its next answer
+		return
+	}
+	if c.eof {
+		l.drop(c)
+		return
+	}
+	l.senderData(c, now)
+}
+
+// handOff gives c, with what was read of it, to Fallback.
+func (l *Loop) handOff(c *lconn) {
+	syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	delete(l.conns, c.fd)
+	c.closed = true
+	f := os.NewFile(uintptr(c.fd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return
+	}
+	l.Fallback.Adopt(nc, c.buf)
+}
+
+// streamAnswer hands an exchange whose answer is larger than
+// maxResponseBytes to a goroutine, which streams it to the sender with the
+// goroutine engine's code, answers, and closes both connections.
+func (l *Loop) streamAnswer(a *lconn) {
+	c := a.sender
+	d := c.del
+	c.del, c.app, a.sender = nil, nil, nil
+	conns := [2]net.Conn{}
+	for i, x := range [2]*lconn{a, c} {
+		syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, x.fd, nil)
+		delete(l.conns, x.fd)
+		x.closed = true
+		f := os.NewFile(uintptr(x.fd), "")
+		conns[i], _ = net.FileConn(f)
+		f.Close()
+	}
+	client := l.Handler.fwd.client
+	go func() {
+		app, sender := conns[0], conns[1]
+		defer func() {
+			if sender != nil {
+				sender.Close()
+			}
+		}()
+		var ur *upstreamResponse
+		var perr *Error
+		if app == nil || sender == nil {
+			perr = upstreamError(a.deadline, errors.New("the connection could not be handed over"))
+		} else {
+			app.SetReadDeadline(a.deadline)
+			cc := &clientConn{conn: app}
+			cc.read.r = io.MultiReader(bytes.NewReader(a.buf), app)
+			cc.br = bufio.NewReaderSize(&cc.read, 8<<10)
+			var err error
+			if err = cc.readFinalHead(); err == nil {
+				cc.head.close = true // not pooled: the pool's connections are the goroutine engine's
+				ur, err = client.readBody(cc)
+			}
+			if err != nil {
+				app.Close()
+				perr = upstreamError(a.deadline, err)
+			}
+		}
+		c.w.Header().Set("Connection", "close")
+		defer l.Handler.end(d)
+		if sender != nil {
+			sender.SetWriteDeadline(d.rec.start.Add(l.Fallback.WriteTimeout))
+			c.det.Stream(sender)
+		} else {
+			c.det.Stream(io.Discard)
+		}
+		l.Handler.respond(c.w, d, ur, perr)
+		if !d.rec.aborted {
+			// (Aborted: the app's answer broke after its status was
+			// sent, and the sender must not read it as complete.)
+			c.det.Finish()
+		}
+	}()
+}
+
+// scan enforces deadlines: the header, idle and write timeouts of
+// senders, the patience for incomplete requests, the exchange's deadline
+// and the idle timeout of pooled app connections.
+func (l *Loop) scan(now time.Time) {
+	fb := l.Fallback
+	appIdle := l.Handler.fwd.client.idleTimeout()
+	for _, c := range l.conns {
+		switch {
+		case c.toApp && c.sender != nil:
+			if !now.Before(c.deadline) {
+				l.appFailed(c, context.DeadlineExceeded, now)
+			}
+		case c.toApp:
+			if now.Sub(c.lastUsed) >= appIdle {
+				l.drop(c)
+			}
+		case len(c.out) > 0:
+			if fb.WriteTimeout > 0 && !now.Before(c.writeBy) {
+				l.drop(c)
+			}
+		case c.del != nil:
+		case c.partial:
+			if now.Sub(c.since) >= loopPatience {
+				l.handOff(c)
+			}
+		default:
+			wait := fb.IdleTimeout
+			if c.first {
+				wait = fb.ReadHeaderTimeout
+			}
+			if wait > 0 && now.Sub(c.since) >= wait {
+				l.drop(c)
+			}
+		}
+	}
+}

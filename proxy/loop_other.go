@@ -1,0 +1,29 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/postern-dev/postern/proxy/h1"
+)
+
+// Loop is the event-loop listener, which exists on Linux only; elsewhere
+// LoopSupported is false and Serve fails.
+type Loop struct {
+	Handler  *Handler
+	Fallback *h1.Server
+}
+
+// LoopSupported reports whether the event loop can serve h: never here.
+func LoopSupported(h *Handler) bool { return false }
+
+func (l *Loop) Serve(ln net.Listener) error {
+	ln.Close()
+	return errors.New("proxy: the event loop needs Linux")
+}
+
+func (l *Loop) Shutdown(ctx context.Context) error { return l.Fallback.Shutdown(ctx) }
+func (l *Loop) Close() error                       { return l.Fallback.Close() }
