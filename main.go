@@ -206,6 +206,7 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		DrainGrace:      drainGrace,
+		Engine:          cfg.Engine,
 		Log:             log,
 		OnListen:        onListen,
 	}

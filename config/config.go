@@ -67,6 +67,8 @@ type Config struct {
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// AuditBody includes the raw request body in audit records.
 	AuditBody bool `env:"AUDIT_BODY" envDefault:"false"`
+	// Engine is the webhook listener's HTTP engine: loop (an epoll event loop, on Linux with a plain-HTTP upstream; elsewhere the goroutine engine) or goroutine.
+	Engine string `env:"ENGINE" envDefault:"loop"`
 
 	// Keys are the decoded signing keys from Secrets or SecretsFile, filled by Load.
 	Keys [][]byte `env:"-"`
@@ -206,6 +208,9 @@ func (c *Config) validate() []string {
 		add("SCHEMA_DIR", "%s", err)
 	} else {
 		c.Schemas = set
+	}
+	if !oneOf(c.Engine, "loop", "goroutine") {
+		add("ENGINE", "%q is not one of loop, goroutine", c.Engine)
 	}
 	if !oneOf(c.UnknownEvents, "forward", "reject", "ack") {
 		add("UNKNOWN_EVENTS", "%q is not one of forward, reject, ack", c.UnknownEvents)

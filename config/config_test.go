@@ -66,6 +66,7 @@ func TestLoadDefaults(t *testing.T) {
 		ShutdownTimeout:     20 * time.Second,
 		LogLevel:            "info",
 		AuditBody:           false,
+		Engine:              "loop",
 		Keys:                [][]byte{key(t, secret1)},
 	}
 	if diff := cmp.Diff(want, got, ignoreCompiled); diff != "" {
@@ -106,6 +107,7 @@ func TestLoadValues(t *testing.T) {
 		"POSTERN_SHUTDOWN_TIMEOUT=5s",
 		"POSTERN_LOG_LEVEL=DEBUG",
 		"POSTERN_AUDIT_BODY=true",
+		"POSTERN_ENGINE=goroutine",
 	})
 	if err != nil {
 		t.Fatalf("Load error = %v, want nil", err)
@@ -128,6 +130,7 @@ func TestLoadValues(t *testing.T) {
 		ShutdownTimeout:     5 * time.Second,
 		LogLevel:            "DEBUG",
 		AuditBody:           true,
+		Engine:              "goroutine",
 		Keys:                [][]byte{key(t, secret2), key(t, secret1)},
 	}
 	if diff := cmp.Diff(want, got, ignoreCompiled); diff != "" {
@@ -221,6 +224,7 @@ func TestLoadProblems(t *testing.T) {
 		{name: "body cap with unit", environ: withSecret("POSTERN_MAX_BODY_BYTES=1MB"), want: []string{"POSTERN_MAX_BODY_BYTES"}},
 		{name: "unknown UNKNOWN_EVENTS", environ: withSecret("POSTERN_UNKNOWN_EVENTS=drop"), want: []string{"POSTERN_UNKNOWN_EVENTS"}},
 		{name: "UNKNOWN_EVENTS reject", environ: withSecret("POSTERN_UNKNOWN_EVENTS=reject")},
+		{name: "unknown ENGINE", environ: withSecret("POSTERN_ENGINE=epoll"), want: []string{"POSTERN_ENGINE"}},
 		{name: "unknown DEDUPE", environ: withSecret("POSTERN_DEDUPE=redis"), want: []string{"POSTERN_DEDUPE"}},
 		{name: "zero DEDUPE_TTL", environ: withSecret("POSTERN_DEDUPE_TTL=0s"), want: []string{"POSTERN_DEDUPE_TTL"}},
 		{name: "zero DEDUPE_MAX_ENTRIES", environ: withSecret("POSTERN_DEDUPE_MAX_ENTRIES=0"), want: []string{"POSTERN_DEDUPE_MAX_ENTRIES"}},
@@ -423,7 +427,7 @@ func TestVariablesSortedAndPrefixed(t *testing.T) {
 	}
 	want := []string{
 		"POSTERN_ADMIN_ADDR", "POSTERN_ALLOW_REMOTE_UPSTREAM", "POSTERN_AUDIT_BODY", "POSTERN_DEDUPE",
-		"POSTERN_DEDUPE_MAX_ENTRIES", "POSTERN_DEDUPE_TTL", "POSTERN_EVENT_TYPE_POINTER", "POSTERN_LISTEN_ADDR",
+		"POSTERN_DEDUPE_MAX_ENTRIES", "POSTERN_DEDUPE_TTL", "POSTERN_ENGINE", "POSTERN_EVENT_TYPE_POINTER", "POSTERN_LISTEN_ADDR",
 		"POSTERN_LOG_LEVEL", "POSTERN_MAX_BODY_BYTES", "POSTERN_SCHEMA_DIR", "POSTERN_SECRETS",
 		"POSTERN_SECRETS_FILE", "POSTERN_SHUTDOWN_TIMEOUT", "POSTERN_TIMESTAMP_TOLERANCE",
 		"POSTERN_UNKNOWN_EVENTS", "POSTERN_UPSTREAM_TIMEOUT", "POSTERN_UPSTREAM_URL",

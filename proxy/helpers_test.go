@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,7 +209,7 @@ func newFrontend(t testing.TB, h *Handler) *frontend {
 		done:   make(chan struct{}),
 		client: &http.Client{Transport: &http.Transport{}},
 	}
-	if os.Getenv("POSTERN_TEST_ENGINE") == "loop" && LoopSupported(h) {
+	if testEngine() == EngineLoop && LoopSupported(h) {
 		f.srv = &Loop{Handler: h, Fallback: srv}
 	}
 	go func() {

@@ -49,6 +49,9 @@ type Loop struct {
 	wake    int // eventfd that interrupts epoll_wait
 	mu      sync.Mutex
 	started bool
+	// What the loop did, for tests: requests it answered itself,
+	// connections it handed over, answers streamed from a goroutine.
+	served, handedOff, streamed atomic.Int64
 
 	// The loop's own, touched only by its thread.
 	ep       int
@@ -63,6 +66,9 @@ type Loop struct {
 	abr      *bufio.Reader // parses the app's answers
 	src      needMore
 	lastScan time.Time
+	// acceptAgain, when not zero, is when accepting resumes after a
+	// failure.
+	acceptAgain time.Time
 }
 
 // loopMaxRequest is the largest request (head and body) the loop reads
@@ -278,7 +284,7 @@ func (l *Loop) run() {
 	for {
 		if l.closing.Load() {
 			if listening {
-				syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+				syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil) // (fails harmlessly when accepting is paused)
 				syscall.Close(l.lfd)
 				listening = false
 			}
@@ -286,8 +292,12 @@ func (l *Loop) run() {
 				return
 			}
 		}
+		if !l.acceptAgain.IsZero() && listening && !time.Now().Before(l.acceptAgain) {
+			l.acceptAgain = time.Time{}
+			syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, l.lfd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.lfd)})
+		}
 		timeout := -1
-		if len(l.conns) > 0 {
+		if len(l.conns) > 0 || !l.acceptAgain.IsZero() {
 			timeout = int(loopTick / time.Millisecond)
 		}
 		n, err := syscall.EpollWait(l.ep, events, timeout)
@@ -344,10 +354,19 @@ func (l *Loop) closeQuiet(all bool) bool {
 func (l *Loop) accept(now time.Time) {
 	for {
 		fd, sa, err := syscall.Accept4(l.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-		if err != nil {
-			if err != syscall.EAGAIN && err != syscall.ECONNABORTED && err != syscall.EINTR {
-				l.Handler.opts.Log.Warn("accept failed", "error", err.Error())
-			}
+		switch err {
+		case nil:
+		case syscall.EAGAIN:
+			return
+		case syscall.ECONNABORTED, syscall.EINTR:
+			continue
+		default:
+			// Out of descriptors or memory: as net/http, stop accepting
+			// for a while (the listening socket stays ready, and would
+			// wake the loop at once) and keep serving.
+			l.acceptAgain = now.Add(100 * time.Millisecond)
+			syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+			l.Handler.opts.Log.Warn("accept failed; retrying in 100ms", "error", err.Error())
 			return
 		}
 		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
@@ -433,11 +452,7 @@ func (l *Loop) readable(c *lconn, hup bool, now time.Time) {
 		l.appData(c, now)
 		return
 	}
-	if c.eof && c.del == nil && len(c.out) == 0 && len(c.buf) == 0 {
-		l.drop(c) // the sender left
-		return
-	}
-	l.senderData(c, now)
+	l.next(c, now)
 }
 
 // writable writes what is pending.
@@ -454,7 +469,7 @@ func (l *Loop) writable(c *lconn, now time.Time) {
 		}
 	}
 	if len(c.out) > 0 && l.flush(c, now) && !c.toApp && len(c.out) == 0 {
-		l.senderData(c, now) // a request that arrived while the answer was written
+		l.next(c, now) // requests that arrived while the answer was written
 	}
 }
 
@@ -526,23 +541,24 @@ func (l *Loop) incomplete(c *lconn, now time.Time, over bool) {
 	}
 }
 
-// headEnd returns the length of the request head at the start of b (up to
-// and including the empty line), or -1 when it is not all there or does
-// not start with a request line (Fallback then deals with it).
+// headEnd returns the length of the request head at the start of b, up to
+// and including the empty line that ends it, found as the goroutine
+// engine finds it (the first line end followed by CRLF or LF), so that
+// both engines frame a request the same way; or -1 when the head is not all
+// there or b does not start with a request line (Fallback then deals with
+// it).
 func headEnd(b []byte) int {
 	if len(b) == 0 || b[0] == '\r' || b[0] == '\n' {
 		return -1
 	}
-	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-		if j := bytes.Index(b[:i+2], []byte("\n\n")); j >= 0 {
-			return j + 2
-		}
-		return i + 4
+	end := -1
+	if i := bytes.Index(b, []byte("\n\r\n")); i >= 0 {
+		end = i + 3
 	}
-	if j := bytes.Index(b, []byte("\n\n")); j >= 0 {
-		return j + 2
+	if j := bytes.Index(b, []byte("\n\n")); j >= 0 && (end < 0 || j+2 < end) {
+		end = j + 2
 	}
-	return -1
+	return end
 }
 
 // serveRequest runs the checks on c's request and answers it, or starts
@@ -663,7 +679,9 @@ func (l *Loop) appData(a *lconn, now time.Time) {
 		l.appFailed(a, err, now)
 		return
 	}
-	keep := !a.hd.close && used == len(a.buf) && !a.eof
+	// Kept only when the answer ended cleanly after the whole request
+	// was written (an app may answer before reading all of it).
+	keep := !a.hd.close && used == len(a.buf) && !a.eof && len(a.out) == 0
 	a.sender, c.app = nil, nil
 	a.buf, a.request, a.out = a.buf[:0], nil, nil
 	if keep && len(l.idle) < l.Handler.fwd.client.maxIdle() && !l.closing.Load() {
@@ -756,6 +774,7 @@ func (l *Loop) replyApp(c *lconn, ur *upstreamResponse, perr *Error, now time.Ti
 // answer ends d and writes c's answer, then serves the next request
 // already read, if any.
 func (l *Loop) answer(c *lconn, d *delivery, now time.Time) {
+	l.served.Add(1)
 	l.Handler.end(d)
 	out, keep := c.det.Finish()
 	c.buf = c.buf[:copy(c.buf, c.buf[c.headLen:])]
@@ -774,11 +793,17 @@ func (l *Loop) answer(c *lconn, d *delivery, now time.Time) {
 		c.out = append([]byte(nil), c.out...) // out is the Detached's until its next answer
 		return
 	}
-	if c.eof {
-		l.drop(c)
-		return
-	}
+	l.next(c, now)
+}
+
+// next serves the requests c's sender sent while the last one was
+// answered, and closes c when its sender has left and nothing is left to
+// answer.
+func (l *Loop) next(c *lconn, now time.Time) {
 	l.senderData(c, now)
+	if !c.closed && c.eof && c.del == nil && len(c.out) == 0 && len(c.buf) == 0 {
+		l.drop(c)
+	}
 }
 
 // handOff gives c, with what was read of it, to Fallback.
@@ -786,6 +811,7 @@ func (l *Loop) handOff(c *lconn) {
 	syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	delete(l.conns, c.fd)
 	c.closed = true
+	l.handedOff.Add(1)
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f)
 	f.Close()
@@ -802,6 +828,7 @@ func (l *Loop) streamAnswer(a *lconn) {
 	c := a.sender
 	d := c.del
 	c.del, c.app, a.sender = nil, nil, nil
+	l.streamed.Add(1)
 	conns := [2]net.Conn{}
 	for i, x := range [2]*lconn{a, c} {
 		syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, x.fd, nil)

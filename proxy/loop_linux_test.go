@@ -1,0 +1,262 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// loopRig is a rig whose frontend is the event loop whatever the test
+// engine, with the loop at hand for its counters.
+func loopRig(t *testing.T, handle http.HandlerFunc) (*rig, *Loop) {
+	t.Helper()
+	rg := newRig(t, handle, nil)
+	l, ok := rg.proxy.srv.(*Loop)
+	if !ok {
+		// The goroutine-engine pass of the package's tests: start a
+		// loop in front of the same handler.
+		rg.proxy = newLoopFrontend(t, rg.handler)
+		l = rg.proxy.srv.(*Loop)
+	}
+	return rg, l
+}
+
+func newLoopFrontend(t *testing.T, h *Handler) *frontend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &frontend{
+		URL:    "http://" + ln.Addr().String(),
+		srv:    &Loop{Handler: h, Fallback: NewListener(h, h.opts.UpstreamTimeout, nil)},
+		done:   make(chan struct{}),
+		client: &http.Client{Transport: &http.Transport{}},
+	}
+	go func() {
+		defer close(f.done)
+		f.srv.Serve(ln)
+	}()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// TestLoopServesTheCommonCase: a plain signed webhook, and what the checks
+// refuse, are answered by the loop itself; a chunked one, and a request
+// with Expect, are handed to the goroutine engine, which answers them as
+// always. The app receives exactly the verified ones.
+func TestLoopServesTheCommonCase(t *testing.T) {
+	rg, l := loopRig(t, nil)
+	if got := rg.post(t, "/hook", signed(testKey, "msg_l1", testNow, validBody), validBody); got.Status != 204 {
+		t.Fatalf("signed webhook: got %d %q, want 204", got.Status, got.Reason)
+	}
+	if got := rg.post(t, "/hook", signed(otherKey, "msg_l2", testNow, validBody), validBody); got.Status != 401 || got.Reason != ReasonSignatureMismatch {
+		t.Fatalf("forged webhook: got %d %q, want 401 %s", got.Status, got.Reason, ReasonSignatureMismatch)
+	}
+	if n, h := l.served.Load(), l.handedOff.Load(); n != 2 || h != 0 {
+		t.Fatalf("after two plain requests: loop answered %d and handed over %d, want 2 and 0", n, h)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, rg.proxy.URL+"/hook", io.MultiReader(strings.NewReader(validBody)))
+	req.ContentLength = -1 // chunked
+	for k, v := range signed(testKey, "msg_l3", testNow, validBody) {
+		req.Header[k] = v
+	}
+	resp, err := rg.proxy.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("chunked webhook: got %d, want 204", resp.StatusCode)
+	}
+	if h := l.handedOff.Load(); h != 1 {
+		t.Fatalf("chunked webhook: %d connections handed over, want 1", h)
+	}
+	got := rg.app.requests()
+	if len(got) != 2 || got[0].Header.Get("Svix-Id") != "msg_l1" || got[1].Header.Get("Svix-Id") != "msg_l3" {
+		t.Fatalf("app received %d requests (%v), want msg_l1 and msg_l3", len(got), got)
+	}
+}
+
+// TestLoopPipelined: requests sent back to back on one connection before
+// any answer are answered in order, each after its own exchange.
+func TestLoopPipelined(t *testing.T) {
+	rg, l := loopRig(t, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var all strings.Builder
+	ids := []string{"msg_p1", "msg_p2", "msg_p3"}
+	keys := [][]byte{testKey, otherKey, testKey}
+	for i, id := range ids {
+		h := signed(keys[i], id, testNow, validBody)
+		fmt.Fprintf(&all, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
+			len(validBody), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+	}
+	if _, err := io.WriteString(conn, all.String()); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, want := range []int{204, 401, 204} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != want {
+			t.Errorf("answer %d: got %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	if got := rg.app.requests(); len(got) != 2 {
+		t.Errorf("app received %d requests, want 2", len(got))
+	}
+	if h := l.handedOff.Load(); h != 0 {
+		t.Errorf("%d connections handed over, want 0", h)
+	}
+}
+
+// TestLoopSlowSender: a request whose rest arrives later than the loop's
+// patience is handed over with what was read, and answered whole.
+func TestLoopSlowSender(t *testing.T) {
+	rg, l := loopRig(t, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h := signed(testKey, "msg_s1", testNow, validBody)
+	msg := fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: msg_s1\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
+		len(validBody), h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+	half := len(msg) - 10
+	io.WriteString(conn, msg[:half])
+	time.Sleep(3 * loopPatience)
+	io.WriteString(conn, msg[half:])
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Errorf("got %d, want 204", resp.StatusCode)
+	}
+	if got := rg.app.requests(); len(got) != 1 || got[0].Header.Get("Svix-Id") != "msg_s1" {
+		t.Errorf("app received %v, want msg_s1 once", got)
+	}
+	if n := l.handedOff.Load(); n != 1 {
+		t.Errorf("%d connections handed over, want 1", n)
+	}
+}
+
+// TestLoopFramesAsGoroutineEngine sends the same byte streams to the event
+// loop and to the goroutine engine, each in front of its own app, and
+// requires the same answers and the same requests at the app: the loop
+// frames every request (where its head ends, how long its body is) exactly
+// as the engine it hands the unusual ones to.
+func TestLoopFramesAsGoroutineEngine(t *testing.T) {
+	h := signed(testKey, "msg_f1", testNow, validBody)
+	sig := fmt.Sprintf("Svix-Id: msg_f1\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n", h.Get("Svix-Timestamp"), h.Get("Svix-Signature"))
+	sigLF := strings.ReplaceAll(sig, "\r\n", "\n")
+	hidden := "POST /smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+	cl := fmt.Sprintf("Content-Length: %d", len(validBody))
+	streams := map[string]string{
+		"plain":                "POST /hook HTTP/1.1\r\nHost: x\r\n" + sig + cl + "\r\n\r\n" + validBody,
+		"LF line ends":         "POST /hook HTTP/1.1\nHost: x\n" + sigLF + cl + "\n\n" + validBody,
+		"LF lines, CRLF end":   "POST /hook HTTP/1.1\nHost: x\n" + sigLF + cl + "\n\r\n" + validBody,
+		"empty line in body":   "POST /hook HTTP/1.1\nHost: x\n" + sigLF + fmt.Sprintf("Content-Length: %d", len(validBody)+4) + "\n\r\n" + validBody + "\r\n\r\n",
+		"smuggled after end":   "POST /hook HTTP/1.1\nHost: x\n" + sigLF + cl + "\n\r\nX: 1\r\n\r\n" + validBody + hidden,
+		"pipelined":            "POST /hook HTTP/1.1\r\nHost: x\r\n" + sig + cl + "\r\n\r\n" + validBody + hidden,
+		"leading empty line":   "\r\nPOST /hook HTTP/1.1\r\nHost: x\r\n" + sig + cl + "\r\n\r\n" + validBody,
+		"HTTP/1.0":             "POST /hook HTTP/1.0\r\nHost: x\r\n" + sig + cl + "\r\n\r\n" + validBody + hidden,
+		"Connection: close":    "POST /hook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + sig + cl + "\r\n\r\n" + validBody + hidden,
+		"absolute form":        "POST http://app.example/hook?x=1 HTTP/1.1\r\nHost: y\r\n" + sig + cl + "\r\n\r\n" + validBody,
+		"no Host":              "POST /hook HTTP/1.1\r\n" + sig + cl + "\r\n\r\n" + validBody,
+		"body shorter than CL": "POST /hook HTTP/1.1\r\nHost: x\r\n" + sig + fmt.Sprintf("Content-Length: %d", len(validBody)+10) + "\r\n\r\n" + validBody,
+		"GET":                  "GET /hook HTTP/1.1\r\nHost: x\r\n\r\n" + hidden,
+		"Expect":               "POST /hook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n" + sig + cl + "\r\n\r\n" + validBody,
+		"bare CR":              "POST /hook HTTP/1.1\r\nHost: x\r\n" + sig + "X-A: 1\r" + cl + "\r\n\r\n" + validBody + hidden,
+		"folded header":        "POST /hook HTTP/1.1\r\nHost: x\r\n" + sig + cl + "\r\n X-B: 2\r\n\r\n" + validBody + hidden,
+	}
+	type outcome struct {
+		Answers  []string // status and reason
+		Received []string // path, message id and body
+	}
+	run := func(t *testing.T, raw string, loop bool) outcome {
+		rg := newRig(t, nil, nil)
+		if loop {
+			rg.proxy = newLoopFrontend(t, rg.handler)
+		} else {
+			rg.proxy = newGoroutineFrontend(t, rg.handler)
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, raw)
+		conn.(*net.TCPConn).CloseWrite()
+		var o outcome
+		br := bufio.NewReader(conn)
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				break
+			}
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			o.Answers = append(o.Answers, fmt.Sprintf("%d %s", resp.StatusCode, toAnswer(resp, data).Reason))
+		}
+		for _, r := range rg.app.requests() {
+			o.Received = append(o.Received, fmt.Sprintf("%s %s %q", r.Path, r.Header.Get("Postern-Message-Id"), r.Body))
+		}
+		return o
+	}
+	for name, raw := range streams {
+		t.Run(name, func(t *testing.T) {
+			want := run(t, raw, false)
+			got := run(t, raw, true)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("the loop differs from the goroutine engine (-goroutine +loop):\n%s", diff)
+			}
+			for _, r := range got.Received {
+				if strings.HasPrefix(r, "/smuggled") {
+					t.Errorf("app received %s", r)
+				}
+			}
+		})
+	}
+}
+
+func newGoroutineFrontend(t *testing.T, h *Handler) *frontend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &frontend{
+		URL:    "http://" + ln.Addr().String(),
+		srv:    NewListener(h, h.opts.UpstreamTimeout, nil),
+		done:   make(chan struct{}),
+		client: &http.Client{Transport: &http.Transport{}},
+	}
+	go func() {
+		defer close(f.done)
+		f.srv.Serve(ln)
+	}()
+	t.Cleanup(f.Close)
+	return f
+}
