@@ -367,8 +367,14 @@ func TestFlappingAppRetryingSender(t *testing.T) {
 			}
 		})
 	}
+	// The events are spread over at least 1.2 s, so that however fast
+	// postern answers, the app goes down several times (a cycle of the
+	// flapper is at most 260 ms) while they are in flight.
 	start := time.Now()
 	for i := range events {
+		if i%100 == 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * 1200 * time.Millisecond / time.Duration(events))))
+		}
 		work <- i
 	}
 	close(work)
