@@ -65,6 +65,10 @@ type Loop struct {
 	bw       *bufio.Writer // renders requests for the app into req
 	abr      *bufio.Reader // parses the app's answers
 	src      needMore
+	// Free lists: a connection holds a Detached and a read buffer only
+	// while a request is in progress, so that idle connections cost little.
+	dets     []*h1.Detached
+	bufs     [][]byte
 	lastScan time.Time
 	// acceptAgain, when not zero, is when accepting resumes after a
 	// failure.
@@ -371,7 +375,7 @@ func (l *Loop) accept(now time.Time) {
 		}
 		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		remote := sockaddrString(sa)
-		c := &lconn{fd: fd, det: l.Fallback.Detach(remote), remote: remote, first: true, since: now}
+		c := &lconn{fd: fd, remote: remote, first: true, since: now}
 		l.add(c)
 	}
 }
@@ -432,6 +436,9 @@ func (l *Loop) readable(c *lconn, hup bool, now time.Time) {
 	for {
 		n, err := rawRead(c.fd, l.rbuf)
 		if n > 0 {
+			if c.buf == nil {
+				c.buf = l.buffer()
+			}
 			c.buf = append(c.buf, l.rbuf[:n]...)
 		}
 		if err == syscall.EAGAIN {
@@ -513,6 +520,9 @@ func (l *Loop) senderData(c *lconn, now time.Time) {
 			l.incomplete(c, now, len(c.buf) > l.Fallback.MaxHeaderBytes)
 			return
 		}
+		if c.det == nil {
+			c.det = l.detached(c.remote)
+		}
 		req, ok := c.det.Parse(string(c.buf[:end]))
 		if !ok || req.ContentLength > loopMaxRequest {
 			l.handOff(c)
@@ -584,11 +594,10 @@ func (l *Loop) serveRequest(c *lconn, req *http.Request, now time.Time) {
 		l.answer(c, d, now)
 		return
 	}
-	request := append([]byte(nil), l.req.b...)
+	l.exchange(c, l.req.b, sent, sent.Add(h.fwd.timeout), false, now)
 	if cap(l.req.b) > 64<<10 {
 		l.req.b = nil
 	}
-	l.exchange(c, request, sent, sent.Add(h.fwd.timeout), false, now)
 }
 
 // exchange sends request to the app for sender c, on a pooled connection
@@ -606,9 +615,12 @@ func (l *Loop) exchange(c *lconn, request []byte, sent, deadline time.Time, fres
 		}
 	}
 	a.sender, c.app = c, a
-	a.request, a.sent, a.deadline, a.gotBytes = request, sent, deadline, false
-	a.buf = a.buf[:0]
-	a.out = request
+	// The request is kept (in a buffer of the connection's) until the
+	// answer, to be sent again on a new connection if this one fails
+	// before any answer.
+	a.request = append(a.request[:0], request...)
+	a.sent, a.deadline, a.gotBytes = sent, deadline, false
+	a.out = a.request
 	if !a.connecting {
 		l.flush(a, now)
 	}
@@ -683,7 +695,11 @@ func (l *Loop) appData(a *lconn, now time.Time) {
 	// was written (an app may answer before reading all of it).
 	keep := !a.hd.close && used == len(a.buf) && !a.eof && len(a.out) == 0
 	a.sender, c.app = nil, nil
-	a.buf, a.request, a.out = a.buf[:0], nil, nil
+	a.out = nil
+	if cap(a.request) > 64<<10 {
+		a.request = nil
+	}
+	l.release(&a.buf)
 	if keep && len(l.idle) < l.Handler.fwd.client.maxIdle() && !l.closing.Load() {
 		a.lastUsed = now
 		a.reused = false
@@ -779,8 +795,8 @@ func (l *Loop) answer(c *lconn, d *delivery, now time.Time) {
 	out, keep := c.det.Finish()
 	c.buf = c.buf[:copy(c.buf, c.buf[c.headLen:])]
 	c.headLen = 0
-	if cap(c.buf) > loopMaxRequest {
-		c.buf = append([]byte(nil), c.buf...)
+	if len(c.buf) == 0 {
+		l.release(&c.buf)
 	}
 	c.first, c.since = false, now
 	c.closeAfter = !keep
@@ -790,10 +806,42 @@ func (l *Loop) answer(c *lconn, d *delivery, now time.Time) {
 		return
 	}
 	if len(c.out) > 0 {
-		c.out = append([]byte(nil), c.out...) // out is the Detached's until its next answer
-		return
+		c.out = append([]byte(nil), c.out...) // out was the Detached's
 	}
-	l.next(c, now)
+	l.dets = append(l.dets, c.det)
+	c.det, c.w = nil, nil
+	if len(c.out) == 0 {
+		l.next(c, now)
+	}
+}
+
+// detached returns a Detached for a request from remote.
+func (l *Loop) detached(remote string) *h1.Detached {
+	if n := len(l.dets); n > 0 {
+		d := l.dets[n-1]
+		l.dets = l.dets[:n-1]
+		d.Reset(remote)
+		return d
+	}
+	return l.Fallback.Detach(remote)
+}
+
+// buffer returns an empty read buffer.
+func (l *Loop) buffer() []byte {
+	if n := len(l.bufs); n > 0 {
+		b := l.bufs[n-1]
+		l.bufs = l.bufs[:n-1]
+		return b
+	}
+	return make([]byte, 0, 4<<10)
+}
+
+// release returns *b to the free list, unless it grew large, and clears it.
+func (l *Loop) release(b *[]byte) {
+	if *b != nil && cap(*b) <= 16<<10 {
+		l.bufs = append(l.bufs, (*b)[:0])
+	}
+	*b = nil
 }
 
 // next serves the requests c's sender sent while the last one was

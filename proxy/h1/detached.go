@@ -43,6 +43,9 @@ func (s *Server) Detach(remote string) *Detached {
 	return d
 }
 
+// Reset readies d for a connection from remote.
+func (d *Detached) Reset(remote string) { d.c.remote = remote }
+
 // Parse parses head, a request line and header block ending with the
 // empty line. It returns false when the request is anything but the simple
 // case this engine serves: a well-formed HTTP/1.1 or HTTP/1.0 request with
