@@ -69,6 +69,8 @@ type Loop struct {
 	// while a request is in progress, so that idle connections cost little.
 	dets     []*h1.Detached
 	bufs     [][]byte
+	toApp    []*lconn // app connections with a request to write
+
 	lastScan time.Time
 	// acceptAgain, when not zero, is when accepting resumes after a
 	// failure.
@@ -336,11 +338,25 @@ func (l *Loop) run() {
 				l.readable(c, ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0, now)
 			}
 		}
+		l.writeToApp(now)
 		if now.Sub(l.lastScan) >= loopTick {
 			l.lastScan = now
 			l.scan(now)
+			l.writeToApp(now) // a request sent again on a new connection
 		}
 	}
+}
+
+// writeToApp writes the requests for the app that this round of events
+// made.
+func (l *Loop) writeToApp(now time.Time) {
+	for i, a := range l.toApp {
+		l.toApp[i] = nil
+		if !a.closed && a.sender != nil && len(a.out) > 0 {
+			l.flush(a, now)
+		}
+	}
+	l.toApp = l.toApp[:0]
 }
 
 // closeQuiet closes the connections with nothing in progress (all of them
@@ -622,7 +638,10 @@ func (l *Loop) exchange(c *lconn, request []byte, sent, deadline time.Time, fres
 	a.sent, a.deadline, a.gotBytes = sent, deadline, false
 	a.out = a.request
 	if !a.connecting {
-		l.flush(a, now)
+		// Written after the other ready requests have been checked (see
+		// run), so that requests that arrived together reach the app
+		// together and wake it once, as nginx's do.
+		l.toApp = append(l.toApp, a)
 	}
 }
 
