@@ -655,7 +655,7 @@ func (l *Loop) pooled(now time.Time) *lconn {
 		if a.closed {
 			continue
 		}
-		if now.Sub(a.lastUsed) >= timeout {
+		if now.Sub(a.lastUsed) >= timeout || !quiet(a.fd) {
 			l.drop(a)
 			continue
 		}
@@ -663,6 +663,18 @@ func (l *Loop) pooled(now time.Time) *lconn {
 		return a
 	}
 	return nil
+}
+
+// quiet reports whether nothing waits to be read on fd, as the goroutine
+// engine's pool checks before reuse: bytes an app sent on an idle
+// connection, or its close, must never be read as the next request's
+// answer. Epoll announces them too, but only in a later round of events,
+// after this round may have picked the connection.
+func quiet(fd int) bool {
+	var b [1]byte
+	_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return e == syscall.EAGAIN
 }
 
 // dial starts a connection to the app.

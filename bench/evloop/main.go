@@ -8,8 +8,9 @@
 // or 304 answer has no body) and answers 400 to anything else, and a write
 // that does not go out whole fails its request. It shows what Go costs
 // when the runtime's scheduler is out of the way, beside postern's HTTP
-// engine (the engine row of ENGINE=1 bench/run), which serves each
-// connection in its own goroutine.
+// engine (the engine row of ENGINE=1 bench/run): it was the prototype of
+// postern's event loop (proxy.Loop), which does all that this one leaves
+// out.
 //
 //	evloop -listen 127.0.0.1:18082 -upstream http://127.0.0.1:18080
 //	evloop -checks -secret whsec_... -audit FILE -listen ... -upstream ...
