@@ -78,8 +78,9 @@ type Loop struct {
 }
 
 // loopMaxRequest is the largest request (head and body) the loop reads
-// itself; a larger one is handed to Fallback.
-const loopMaxRequest = 64 << 10
+// itself, and the most it buffers of a connection; a larger request is
+// handed to Fallback.
+const loopMaxRequest = 16 << 10
 
 // loopPatience is how long a request may stay incomplete in the loop
 // before its connection is handed to Fallback, which waits for slow
@@ -97,6 +98,8 @@ type lconn struct {
 	out    []byte // to write
 	eof    bool   // the peer closed its side
 	closed bool
+	hup    bool // the peer closed or failed: read to the end of file
+	full   bool // reading stopped at the buffer's bound, not at EAGAIN
 
 	// A sender's.
 	det        *h1.Detached
@@ -449,13 +452,28 @@ func (l *Loop) drop(c *lconn) {
 // only when the read filled the buffer or the peer closed (hup), whose end
 // of file must be read now: no other edge will announce it.
 func (l *Loop) readable(c *lconn, hup bool, now time.Time) {
+	c.hup = c.hup || hup
+	c.full = false
 	for {
-		n, err := rawRead(c.fd, l.rbuf)
+		// A sender's buffer holds at most loopMaxRequest bytes: a
+		// request that does not fit is handed over (and the rest left
+		// in the socket), so that a connection costs the loop little
+		// memory however much its sender sends.
+		rb := l.rbuf
+		if !c.toApp {
+			room := loopMaxRequest - len(c.buf)
+			if room <= 0 {
+				c.full = true
+				break
+			}
+			rb = rb[:min(room, len(rb))]
+		}
+		n, err := rawRead(c.fd, rb)
 		if n > 0 {
 			if c.buf == nil {
 				c.buf = l.buffer()
 			}
-			c.buf = append(c.buf, l.rbuf[:n]...)
+			c.buf = append(c.buf, rb[:n]...)
 		}
 		if err == syscall.EAGAIN {
 			break
@@ -467,7 +485,7 @@ func (l *Loop) readable(c *lconn, hup bool, now time.Time) {
 			c.eof = true
 			break
 		}
-		if n < len(l.rbuf) && !hup || len(c.buf) > loopMaxRequest+maxResponseBytes {
+		if n < len(rb) && !c.hup || len(c.buf) > maxResponseHeaderBytes+maxResponseBytes {
 			break
 		}
 	}
@@ -533,14 +551,14 @@ func (l *Loop) senderData(c *lconn, now time.Time) {
 		}
 		end := headEnd(c.buf)
 		if end < 0 {
-			l.incomplete(c, now, len(c.buf) > l.Fallback.MaxHeaderBytes)
+			l.incomplete(c, now, len(c.buf) >= loopMaxRequest)
 			return
 		}
 		if c.det == nil {
 			c.det = l.detached(c.remote)
 		}
 		req, ok := c.det.Parse(string(c.buf[:end]))
-		if !ok || req.ContentLength > loopMaxRequest {
+		if !ok || int64(end)+req.ContentLength > loopMaxRequest {
 			l.handOff(c)
 			return
 		}
@@ -880,6 +898,10 @@ func (l *Loop) release(b *[]byte) {
 // answer.
 func (l *Loop) next(c *lconn, now time.Time) {
 	l.senderData(c, now)
+	if !c.closed && c.full && !c.closeAfter && c.del == nil && len(c.out) == 0 {
+		l.readable(c, false, now) // what is left in the socket, now that there is room
+		return
+	}
 	if !c.closed && c.eof && c.del == nil && len(c.out) == 0 && len(c.buf) == 0 {
 		l.drop(c)
 	}

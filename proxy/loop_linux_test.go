@@ -308,3 +308,53 @@ func BenchmarkLoop(b *testing.B) {
 		b.Fatalf("%d connections handed over", l.handedOff.Load())
 	}
 }
+
+// TestLoopBounds: a request larger than the loop's buffer is handed over
+// and delivered whole; requests pipelined past the buffer's bound are read
+// in turns as the buffer empties, and all answered by the loop.
+func TestLoopBounds(t *testing.T) {
+	rg, l := loopRig(t, nil)
+	big := strings.Replace(validBody, `"status":"CREATED"}`, `"status":"CREATED","note":"`+strings.Repeat("x", 100<<10)+`"}`, 1)
+	if got := rg.post(t, "/hook", signed(testKey, "msg_big", testNow, big), big); got.Status != 204 {
+		t.Fatalf("100 KiB webhook: got %d %q, want 204", got.Status, got.Reason)
+	}
+	if n := l.handedOff.Load(); n != 1 {
+		t.Fatalf("100 KiB webhook: %d connections handed over, want 1", n)
+	}
+	if got := rg.app.requests(); len(got) != 1 || got[0].Body != big {
+		t.Fatalf("app received %d requests, want the 100 KiB one whole", len(got))
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 3 * loopMaxRequest / 1024 // well past the buffer, 1 KiB or so each
+	var all strings.Builder
+	for i := range n {
+		id := fmt.Sprintf("msg_pipe_%03d", i)
+		h := signed(testKey, id, testNow, validBody)
+		fmt.Fprintf(&all, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
+			len(validBody), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+	}
+	go io.WriteString(conn, all.String())
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := range n {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d of %d: %v", i, n, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 204 {
+			t.Fatalf("answer %d: got %d, want 204", i, resp.StatusCode)
+		}
+	}
+	if got := rg.app.requests(); len(got) != 1+n {
+		t.Errorf("app received %d requests, want %d", len(got), 1+n)
+	}
+	if h := l.handedOff.Load(); h != 1 {
+		t.Errorf("%d connections handed over, want only the 100 KiB one's", h)
+	}
+}
