@@ -48,7 +48,8 @@ type Loop struct {
 	done    chan struct{}
 	wake    int // eventfd that interrupts epoll_wait
 	mu      sync.Mutex
-	started bool
+	started bool // Serve is running, or ran
+	stopped bool // Serve has returned
 	// What the loop did, for tests: requests it answered itself,
 	// connections it handed over, answers streamed from a goroutine.
 	served, handedOff, streamed atomic.Int64
@@ -169,37 +170,51 @@ func LoopSupported(h *Handler) bool {
 func (l *Loop) Serve(ln net.Listener) error {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
+		ln.Close()
 		return errors.New("proxy: the event loop needs a TCP listener")
 	}
+	// The loop owns a duplicate of the listening socket: ln and its
+	// *os.File are closed now, and the duplicate when the loop ends.
 	f, err := tl.File()
 	ln.Close()
 	if err != nil {
 		return err
 	}
-	l.lfd = int(f.Fd())
-	if err := syscall.SetNonblock(l.lfd, true); err != nil {
-		f.Close()
+	lfd, err := syscall.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
 		return err
 	}
-	defer f.Close()
+	syscall.CloseOnExec(lfd)
+	if err := syscall.SetNonblock(lfd, true); err != nil {
+		syscall.Close(lfd)
+		return err
+	}
+	l.lfd = lfd
 	if err := l.init(); err != nil {
+		syscall.Close(lfd)
 		return err
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer close(l.done)
-	defer syscall.Close(l.ep)
 	l.run()
+	l.mu.Lock()
+	l.stopped = true
+	syscall.Close(l.wake)
+	syscall.Close(l.ep)
+	l.mu.Unlock()
+	close(l.done)
 	return http.ErrServerClosed
 }
 
-func (l *Loop) init() error {
+// init prepares the loop's state; the loop counts as started only when it
+// succeeded.
+func (l *Loop) init() (err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.started {
+	if l.started || l.stopped {
 		return errors.New("proxy: Loop.Serve called twice")
 	}
-	l.started = true
 	if l.done == nil {
 		l.done = make(chan struct{})
 	}
@@ -227,15 +242,18 @@ func (l *Loop) init() error {
 		return e
 	}
 	l.wake = int(wake)
+	for _, fd := range []int{l.lfd, l.wake} {
+		if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}); err != nil {
+			syscall.Close(l.wake)
+			syscall.Close(l.ep)
+			return err
+		}
+	}
 	l.conns = make(map[int]*lconn)
 	l.rbuf = make([]byte, 64<<10)
 	l.bw = bufio.NewWriterSize(&l.req, 16<<10)
 	l.abr = bufio.NewReaderSize(&l.src, 8<<10)
-	for _, fd := range []int{l.lfd, l.wake} {
-		if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}); err != nil {
-			return err
-		}
-	}
+	l.started = true
 	return nil
 }
 
@@ -281,7 +299,7 @@ func (l *Loop) isStarted() bool {
 func (l *Loop) signal() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.started {
+	if l.started && !l.stopped {
 		one := uint64(1)
 		syscall.Write(l.wake, (*[8]byte)(unsafe.Pointer(&one))[:])
 	}
