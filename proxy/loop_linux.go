@@ -313,6 +313,7 @@ func (l *Loop) run() {
 			if listening {
 				syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil) // (fails harmlessly when accepting is paused)
 				syscall.Close(l.lfd)
+				l.lfd = -1 // its number may be reused by an app connection
 				listening = false
 			}
 			if l.closeQuiet(l.closed.Load()) {
@@ -968,6 +969,9 @@ func (l *Loop) streamAnswer(a *lconn) {
 		var ur *upstreamResponse
 		var perr *Error
 		if app == nil || sender == nil {
+			if app != nil {
+				app.Close()
+			}
 			perr = upstreamError(a.deadline, errors.New("the connection could not be handed over"))
 		} else {
 			app.SetReadDeadline(a.deadline)
