@@ -68,9 +68,9 @@ type Loop struct {
 	src      needMore
 	// Free lists: a connection holds a Detached and a read buffer only
 	// while a request is in progress, so that idle connections cost little.
-	dets     []*h1.Detached
-	bufs     [][]byte
-	toApp    []*lconn // app connections with a request to write
+	dets  []*h1.Detached
+	bufs  [][]byte
+	toApp []*lconn // app connections with a request to write
 
 	lastScan time.Time
 	// acceptAgain, when not zero, is when accepting resumes after a
