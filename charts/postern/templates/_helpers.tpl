@@ -131,6 +131,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .logLevel | quote }}
 - name: POSTERN_AUDIT_BODY
   value: {{ .auditBody | toString | quote }}
+- name: POSTERN_ENGINE
+  value: {{ .engine | quote }}
 {{- end }}
 {{- range $name, $value := .Values.otel.env }}
 {{- if not (hasPrefix "OTEL_" $name) }}
