@@ -112,7 +112,7 @@ func BenchmarkForwarders(b *testing.B) {
 	client := &Client{}
 	defer client.CloseIdleConnections()
 	roundTrip := func(rt http.RoundTripper) func(b *testing.B) {
-		return func(b *testing.B) { postInParallel(b, rt, target.String()+"/hook", body) }
+		return func(b *testing.B) { postInParallel(b, rt, target.String()+"/hook", body, nil) }
 	}
 	b.Run("Client", roundTrip(client))
 	b.Run("Transport", roundTrip(tuned))
@@ -163,7 +163,7 @@ func BenchmarkListeners(b *testing.B) {
 		client := &Client{}
 		defer client.CloseIdleConnections()
 		b.SetBytes(int64(len(body)))
-		postInParallel(b, client, "http://"+ln.Addr().String()+"/hook", body)
+		postInParallel(b, client, "http://"+ln.Addr().String()+"/hook", body, nil)
 	}
 	b.Run("h1", func(b *testing.B) {
 		srv := NewListener(handler, 10*time.Second, nil)
@@ -183,13 +183,18 @@ func BenchmarkListeners(b *testing.B) {
 }
 
 // postInParallel POSTs body to target through rt from parallel goroutines
-// and fails unless every answer is 204.
-func postInParallel(b *testing.B, rt http.RoundTripper, target string, body []byte) {
+// and fails unless every answer is 204. Each request's header is header(),
+// or only a Content-Type when header is nil.
+func postInParallel(b *testing.B, rt http.RoundTripper, target string, body []byte, header func() http.Header) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
+			if header != nil {
+				req.Header = header()
+			} else {
+				req.Header.Set("Content-Type", "application/json")
+			}
 			resp, err := rt.RoundTrip(req)
 			if err != nil {
 				b.Fatal(err)

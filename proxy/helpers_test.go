@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -198,25 +199,56 @@ type frontend struct {
 
 func newFrontend(t testing.TB, h *Handler) *frontend {
 	t.Helper()
+	srv := NewListener(h, h.opts.UpstreamTimeout, log.New(tWriter{t}, "", 0))
+	if testEngine() == EngineLoop && LoopSupported(h) {
+		return startFrontend(t, &Loop{Handler: h, Fallback: srv})
+	}
+	return startFrontend(t, srv)
+}
+
+// startFrontend serves srv on a loopback port.
+func startFrontend(t testing.TB, srv listener) *frontend {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewListener(h, h.opts.UpstreamTimeout, log.New(tWriter{t}, "", 0))
 	f := &frontend{
 		URL:    "http://" + ln.Addr().String(),
 		srv:    srv,
 		done:   make(chan struct{}),
 		client: &http.Client{Transport: &http.Transport{}},
 	}
-	if testEngine() == EngineLoop && LoopSupported(h) {
-		f.srv = &Loop{Handler: h, Fallback: srv}
-	}
 	go func() {
 		defer close(f.done)
 		f.srv.Serve(ln)
 	}()
 	return f
+}
+
+// sendRaw writes raw to the frontend at url on one connection, closes its
+// sending side, and returns every answer read until the connection ends.
+func sendRaw(t testing.TB, url, raw string) []answer {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, raw)
+	conn.(*net.TCPConn).CloseWrite()
+	br := bufio.NewReader(conn)
+	var answers []answer
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return answers
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answers = append(answers, toAnswer(resp, data))
+	}
 }
 
 // Client returns a client for the frontend, as httptest.Server's does.

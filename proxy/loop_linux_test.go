@@ -33,22 +33,16 @@ func loopRig(t *testing.T, handle http.HandlerFunc) (*rig, *Loop) {
 	return rg, l
 }
 
+// newLoopFrontend serves h with the event loop whatever the test engine,
+// and newGoroutineFrontend with the goroutine engine.
 func newLoopFrontend(t *testing.T, h *Handler) *frontend {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &frontend{
-		URL:    "http://" + ln.Addr().String(),
-		srv:    &Loop{Handler: h, Fallback: NewListener(h, h.opts.UpstreamTimeout, nil)},
-		done:   make(chan struct{}),
-		client: &http.Client{Transport: &http.Transport{}},
-	}
-	go func() {
-		defer close(f.done)
-		f.srv.Serve(ln)
-	}()
+	f := startFrontend(t, &Loop{Handler: h, Fallback: NewListener(h, h.opts.UpstreamTimeout, nil)})
+	t.Cleanup(f.Close)
+	return f
+}
+
+func newGoroutineFrontend(t *testing.T, h *Handler) *frontend {
+	f := startFrontend(t, NewListener(h, h.opts.UpstreamTimeout, nil))
 	t.Cleanup(f.Close)
 	return f
 }
@@ -204,24 +198,9 @@ func TestLoopFramesAsGoroutineEngine(t *testing.T) {
 		} else {
 			rg.proxy = newGoroutineFrontend(t, rg.handler)
 		}
-		conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, raw)
-		conn.(*net.TCPConn).CloseWrite()
 		var o outcome
-		br := bufio.NewReader(conn)
-		for {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				break
-			}
-			data, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			o.Answers = append(o.Answers, fmt.Sprintf("%d %s", resp.StatusCode, toAnswer(resp, data).Reason))
+		for _, a := range sendRaw(t, rg.proxy.URL, raw) {
+			o.Answers = append(o.Answers, fmt.Sprintf("%d %s", a.Status, a.Reason))
 		}
 		for _, r := range rg.app.requests() {
 			o.Received = append(o.Received, fmt.Sprintf("%s %s %q", r.Path, r.Header.Get("Postern-Message-Id"), r.Body))
@@ -242,26 +221,6 @@ func TestLoopFramesAsGoroutineEngine(t *testing.T) {
 			}
 		})
 	}
-}
-
-func newGoroutineFrontend(t *testing.T, h *Handler) *frontend {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &frontend{
-		URL:    "http://" + ln.Addr().String(),
-		srv:    NewListener(h, h.opts.UpstreamTimeout, nil),
-		done:   make(chan struct{}),
-		client: &http.Client{Transport: &http.Transport{}},
-	}
-	go func() {
-		defer close(f.done)
-		f.srv.Serve(ln)
-	}()
-	t.Cleanup(f.Close)
-	return f
 }
 
 // BenchmarkLoop is the whole request path through the event loop: signed
@@ -286,23 +245,9 @@ func BenchmarkLoop(b *testing.B) {
 	defer client.CloseIdleConnections()
 	var next atomic.Int64
 	now := time.Now()
-	b.ReportAllocs()
 	b.SetBytes(int64(len(benchBody)))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := "msg_" + strconv.FormatInt(next.Add(1), 10)
-			req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(benchBody))
-			req.Header = signed(testKey, id, now, benchBody)
-			resp, err := client.RoundTrip(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				b.Fatalf("status %d", resp.StatusCode)
-			}
-		}
+	postInParallel(b, client, target, []byte(benchBody), func() http.Header {
+		return signed(testKey, "msg_"+strconv.FormatInt(next.Add(1), 10), now, benchBody)
 	})
 	if l.handedOff.Load() != 0 {
 		b.Fatalf("%d connections handed over", l.handedOff.Load())

@@ -1,14 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"strings"
 	"testing"
-	"time"
 )
 
 // TestSmuggling sends request-smuggling shapes on one connection: each
@@ -68,26 +62,11 @@ func TestSmuggling(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rg := newRig(t, nil, nil)
-			conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(3 * time.Second))
-			io.WriteString(conn, tt.raw)
-			conn.(*net.TCPConn).CloseWrite()
-			br := bufio.NewReader(conn)
 			var statuses []int
 			var reasons []string
-			for {
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					break
-				}
-				data, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				statuses = append(statuses, resp.StatusCode)
-				reasons = append(reasons, toAnswer(resp, data).Reason)
+			for _, a := range sendRaw(t, rg.proxy.URL, tt.raw) {
+				statuses = append(statuses, a.Status)
+				reasons = append(reasons, a.Reason)
 			}
 			if len(statuses) != 1 || statuses[0] != tt.wantStatus || reasons[0] != tt.wantReason {
 				t.Errorf("answers %v %q, want exactly one %d %q and the connection closed", statuses, reasons, tt.wantStatus, tt.wantReason)
