@@ -67,7 +67,7 @@ type Config struct {
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// AuditBody includes the raw request body in audit records.
 	AuditBody bool `env:"AUDIT_BODY" envDefault:"false"`
-	// Engine is the webhook listener's HTTP engine: loop (an epoll event loop, on Linux with a plain-HTTP upstream; elsewhere the goroutine engine) or goroutine.
+	// Engine is the webhook listener's HTTP engine: loop (an epoll event loop, on Linux with a plain-HTTP upstream on loopback; otherwise the goroutine engine) or goroutine.
 	Engine string `env:"ENGINE" envDefault:"loop"`
 
 	// Keys are the decoded signing keys from Secrets or SecretsFile, filled by Load.

@@ -26,7 +26,8 @@ import (
 // that reads requests, runs the handler's checks, exchanges with the app
 // and writes answers, with no goroutine per connection. It serves the
 // common case only: a complete request of at most loopMaxRequest bytes
-// with a Content-Length (or no body), forwarded to a plain-HTTP app. A
+// with a Content-Length (or no body), forwarded to a plain-HTTP app on
+// loopback (LoopSupported). A
 // connection with anything else (chunked or larger bodies, Expect,
 // malformed or slow requests) is handed, with the bytes already read, to
 // Fallback, the goroutine engine, which then owns it and answers as it
@@ -159,10 +160,12 @@ func (n *needMore) Read(p []byte) (int, error) {
 }
 
 // LoopSupported reports whether the event loop can serve h: on Linux, with
-// a plain-HTTP app.
+// a plain-HTTP app on loopback (the sidecar case). The loop resolves the
+// app's address once; a remote app, whose name may resolve differently
+// over time, is left to the goroutine engine, which dials by name.
 func LoopSupported(h *Handler) bool {
 	h.fwd.prepare()
-	return h.fwd.scheme == "http"
+	return h.fwd.scheme == "http" && h.fwd.loopback
 }
 
 // Serve runs the loop on ln's socket until Shutdown or Close, and returns

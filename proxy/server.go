@@ -95,8 +95,12 @@ func (s *Server) Run(ctx context.Context) error {
 	fallback := NewListener(s.Handler, s.UpstreamTimeout, errLog)
 	var main listener = fallback
 	engine := EngineGoroutine
-	if s.Engine != EngineGoroutine && LoopSupported(s.Handler) {
+	switch {
+	case s.Engine == EngineGoroutine:
+	case LoopSupported(s.Handler):
 		main, engine = &Loop{Handler: s.Handler, Fallback: fallback}, EngineLoop
+	default:
+		s.Log.Info("the event loop serves only a plain-HTTP app on loopback, on Linux; using the goroutine engine")
 	}
 	admin := &http.Server{
 		Handler:           s.Admin,
