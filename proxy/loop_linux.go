@@ -19,6 +19,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern-dev/postern/proxy/h1"
 )
 
@@ -581,7 +583,7 @@ func (l *Loop) senderData(c *lconn, now time.Time) {
 		}
 		req, ok := c.det.Parse(string(c.buf[:end]))
 		if !ok || int64(end)+req.ContentLength > loopMaxRequest {
-			l.handOff(c)
+			l.handOff(c, l.Handler.metrics.handoffRequest)
 			return
 		}
 		total := end + int(req.ContentLength)
@@ -599,7 +601,7 @@ func (l *Loop) senderData(c *lconn, now time.Time) {
 // over, and otherwise after loopPatience (see scan).
 func (l *Loop) incomplete(c *lconn, now time.Time, over bool) {
 	if over || c.eof {
-		l.handOff(c)
+		l.handOff(c, l.Handler.metrics.handoffRequest)
 		return
 	}
 	if !c.partial {
@@ -930,7 +932,8 @@ func (l *Loop) next(c *lconn, now time.Time) {
 }
 
 // handOff gives c, with what was read of it, to Fallback.
-func (l *Loop) handOff(c *lconn) {
+func (l *Loop) handOff(c *lconn, count prometheus.Counter) {
+	count.Inc()
 	syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	delete(l.conns, c.fd)
 	c.closed = true
@@ -952,6 +955,7 @@ func (l *Loop) streamAnswer(a *lconn) {
 	d := c.del
 	c.del, c.app, a.sender = nil, nil, nil
 	l.streamed.Add(1)
+	l.Handler.metrics.handoffAnswer.Inc()
 	conns := [2]net.Conn{}
 	for i, x := range [2]*lconn{a, c} {
 		syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, x.fd, nil)
@@ -1031,7 +1035,7 @@ func (l *Loop) scan(now time.Time) {
 		case c.del != nil:
 		case c.partial:
 			if now.Sub(c.since) >= loopPatience {
-				l.handOff(c)
+				l.handOff(c, l.Handler.metrics.handoffSlow)
 			}
 		default:
 			wait := fb.IdleTimeout

@@ -34,6 +34,9 @@ type metrics struct {
 	skew       prometheus.Histogram
 	dedupeHits *prometheus.CounterVec
 	violations *prometheus.CounterVec
+	// The event loop's handovers to the goroutine engine, by kind.
+	handoffs                                   *prometheus.CounterVec
+	handoffRequest, handoffSlow, handoffAnswer prometheus.Counter
 
 	mu    sync.RWMutex
 	cache map[counterKey]prometheus.Counter
@@ -66,13 +69,18 @@ func newMetrics(reg prometheus.Registerer, d *dedupe) (*metrics, error) {
 		skew:       hist("postern_timestamp_skew_seconds", "postern's clock minus the webhook timestamp, for requests with well-formed headers.", skewBuckets),
 		dedupeHits: counter("postern_dedupe_hits_total", "Deliveries answered from the dedupe store, by kind (acked, in_flight).", "kind"),
 		violations: counter("postern_schema_violations_total", "Schema violations by event type.", "event_type"),
-		cache:      make(map[counterKey]prometheus.Counter),
+		handoffs: counter("postern_loop_handoffs_total", "Connections the event loop handed to the goroutine engine, by kind: "+
+			"request (chunked, over 16 KiB, Expect, malformed), slow (incomplete after 100 ms), large_answer (the app's answer over 1 MiB).", "kind"),
+		cache: make(map[counterKey]prometheus.Counter),
 	}
+	x.handoffRequest = x.handoffs.WithLabelValues("request")
+	x.handoffSlow = x.handoffs.WithLabelValues("slow")
+	x.handoffAnswer = x.handoffs.WithLabelValues("large_answer")
 	if reg == nil {
 		return x, nil
 	}
 	cs := []prometheus.Collector{x.requests, x.upstream, x.duration, x.verify, x.validate, x.forward,
-		x.keyMatches, x.skew, x.dedupeHits, x.violations,
+		x.keyMatches, x.skew, x.dedupeHits, x.violations, x.handoffs,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_requests_in_flight", Help: "Webhook requests being handled."},
 			func() float64 { return float64(x.inFlight.Load()) }),
 	}

@@ -172,6 +172,9 @@ func TestMetrics(t *testing.T) {
 		"postern_forward_duration_seconds":                                   2,
 		"postern_timestamp_skew_seconds":                                     6,
 		"postern_timestamp_skew_seconds>30":                                  1,
+		"postern_loop_handoffs_total{kind=request}":                          0,
+		"postern_loop_handoffs_total{kind=slow}":                             0,
+		"postern_loop_handoffs_total{kind=large_answer}":                     0,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
