@@ -126,7 +126,7 @@ func (s *Server) Adopt(nc net.Conn, buffered []byte) bool {
 		s.conns = make(map[*conn]struct{})
 	}
 	s.mu.Unlock()
-	c := s.newConn(nc)
+	c := s.newConn(nc, false)
 	if c == nil {
 		nc.Close()
 		return false

@@ -74,6 +74,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
+	closed    atomic.Bool    // Close: connections are closed, not drained
+	serving   sync.WaitGroup // Serve calls still running
 	done      chan struct{} // closed when the last connection ends after closing
 	date      atomic.Pointer[dateLine]
 }
@@ -91,7 +93,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns = make(map[*conn]struct{})
 	}
 	s.listeners[ln] = struct{}{}
+	s.serving.Add(1)
 	s.mu.Unlock()
+	defer s.serving.Done()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
@@ -115,7 +119,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		// A connection accepted before the listener closed is served,
+		// even if Shutdown has begun: its request may be on its way, and
+		// Shutdown waits for it (its answer says Connection: close).
+		c := s.newConn(nc, true)
 		if c == nil {
 			nc.Close()
 			return ErrServerClosed
@@ -129,6 +136,18 @@ func (s *Server) Serve(ln net.Listener) error {
 // their current response.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginClose()
+	// The accept loops end once their listeners are closed; a connection
+	// one of them accepted just before is registered by then.
+	served := make(chan struct{})
+	go func() {
+		s.serving.Wait()
+		close(served)
+	}()
+	select {
+	case <-served:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -145,6 +164,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops accepting and closes every connection at once.
 func (s *Server) Close() error {
+	s.closed.Store(true)
 	s.beginClose()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,10 +195,12 @@ func (s *Server) closeIdle() bool {
 	return len(s.conns) == 0
 }
 
-func (s *Server) newConn(nc net.Conn) *conn {
+// newConn registers nc. It returns nil after Close, and after Shutdown
+// began unless accepted (the connection came from Serve's listener).
+func (s *Server) newConn(nc net.Conn, accepted bool) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing.Load() {
+	if s.closed.Load() || s.closing.Load() && !accepted {
 		return nil
 	}
 	c := &conn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
