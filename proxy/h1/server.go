@@ -76,7 +76,7 @@ type Server struct {
 	closing   atomic.Bool
 	closed    atomic.Bool    // Close: connections are closed, not drained
 	serving   sync.WaitGroup // Serve calls still running
-	done      chan struct{} // closed when the last connection ends after closing
+	done      chan struct{}  // closed when the last connection ends after closing
 	date      atomic.Pointer[dateLine]
 }
 
