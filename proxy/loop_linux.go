@@ -53,9 +53,9 @@ type Loop struct {
 	mu      sync.Mutex
 	started bool // Serve is running, or ran
 	stopped bool // Serve has returned
-	// What the loop did, for tests: requests it answered itself,
-	// connections it handed over, answers streamed from a goroutine.
-	served, handedOff, streamed atomic.Int64
+	// What the loop did, for tests: requests it answered itself and
+	// connections it handed over.
+	served, handedOff atomic.Int64
 
 	// The loop's own, touched only by its thread.
 	ep       int
@@ -65,7 +65,7 @@ type Loop struct {
 	upAddr   syscall.Sockaddr
 	upFamily int
 	rbuf     []byte
-	req      outBuffer
+	req      bytes.Buffer
 	bw       *bufio.Writer // renders requests for the app into req
 	abr      *bufio.Reader // parses the app's answers
 	src      needMore
@@ -128,14 +128,6 @@ type lconn struct {
 	lastUsed   time.Time
 	request    []byte // what was written, for a retry on a new connection
 	hd         respHead
-}
-
-// outBuffer collects what a bufio.Writer flushes.
-type outBuffer struct{ b []byte }
-
-func (o *outBuffer) Write(p []byte) (int, error) {
-	o.b = append(o.b, p...)
-	return len(p), nil
 }
 
 // errNeedMore is what an answer's parse meets when the rest has not
@@ -644,7 +636,7 @@ func (l *Loop) serveRequest(c *lconn, req *http.Request, now time.Time) {
 	}
 	sent := h.beginForward(d, req, false)
 	c.del = d
-	l.req.b = l.req.b[:0]
+	l.req.Reset()
 	if err := d.o.write(l.bw); err != nil {
 		l.bw.Reset(&l.req)
 		h.respond(c.w, d, nil, upstreamError(sent.Add(h.fwd.timeout), err))
@@ -652,9 +644,9 @@ func (l *Loop) serveRequest(c *lconn, req *http.Request, now time.Time) {
 		l.answer(c, d, now)
 		return
 	}
-	l.exchange(c, l.req.b, sent, sent.Add(h.fwd.timeout), false, now)
-	if cap(l.req.b) > 64<<10 {
-		l.req.b = nil
+	l.exchange(c, l.req.Bytes(), sent, sent.Add(h.fwd.timeout), false, now)
+	if l.req.Cap() > 64<<10 {
+		l.req = bytes.Buffer{}
 	}
 }
 
@@ -954,7 +946,6 @@ func (l *Loop) streamAnswer(a *lconn) {
 	c := a.sender
 	d := c.del
 	c.del, c.app, a.sender = nil, nil, nil
-	l.streamed.Add(1)
 	l.Handler.metrics.handoffAnswer.Inc()
 	conns := [2]net.Conn{}
 	for i, x := range [2]*lconn{a, c} {

@@ -17,15 +17,7 @@ import (
 type Detached struct {
 	c   conn
 	src bytes.Reader
-	out outBuffer
-}
-
-// outBuffer is where a Detached's responses are rendered.
-type outBuffer struct{ b []byte }
-
-func (o *outBuffer) Write(p []byte) (int, error) {
-	o.b = append(o.b, p...)
-	return len(p), nil
+	out bytes.Buffer
 }
 
 // Detach returns a Detached for a connection from remote, served with s's
@@ -90,7 +82,7 @@ func (d *Detached) Writer(req *http.Request, start time.Time) http.ResponseWrite
 // request.
 func (d *Detached) Finish() (out []byte, keep bool) {
 	c := &d.c
-	d.out.b = d.out.b[:0]
+	d.out.Reset()
 	ok := c.resp.finish()
 	keep = ok && !c.broken && !c.resp.closeAfter
 	// What the handler left of the body is dropped, as serveOne does; it
@@ -98,12 +90,11 @@ func (d *Detached) Finish() (out []byte, keep bool) {
 	if !c.body.eof && !c.body.discard() {
 		keep = false
 	}
-	if cap(d.out.b) > 64<<10 {
-		out = d.out.b
-		d.out.b = nil
-		return out, keep
+	out = d.out.Bytes()
+	if d.out.Cap() > 64<<10 {
+		d.out = bytes.Buffer{} // the caller keeps the large one
 	}
-	return d.out.b, keep
+	return out, keep
 }
 
 // Stream makes the response being written go to w as it is written,
