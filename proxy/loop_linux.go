@@ -113,7 +113,8 @@ type lconn struct {
 	partial    bool      // some of a request is read
 	closeAfter bool      // close once out is written
 	writeBy    time.Time // while out is pending
-	del        *delivery // the request being exchanged
+	del        *delivery // the request being exchanged (&dv), or nil
+	dv         delivery
 	w          http.ResponseWriter
 	headLen    int // of the request in flight: head and body bytes in buf
 	app        *lconn
@@ -625,7 +626,11 @@ func headEnd(b []byte) int {
 // its exchange with the app.
 func (l *Loop) serveRequest(c *lconn, req *http.Request, now time.Time) {
 	h := l.Handler
-	d := h.start(req)
+	// The connection's own delivery: one request at a time is in
+	// progress on it.
+	c.dv = delivery{}
+	d := &c.dv
+	h.start(d, req)
 	c.w = c.det.Writer(req, now)
 	if l.closing.Load() {
 		c.w.Header().Set("Connection", "close")

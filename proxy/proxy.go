@@ -200,7 +200,9 @@ type delivery struct {
 
 // ServeHTTP handles one webhook delivery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d := h.start(r)
+	var dv delivery // on the stack: nothing keeps it past ServeHTTP
+	d := &dv
+	h.start(d, r)
 	defer h.release(d)
 	if h.check(w, r, d) {
 		sent := h.beginForward(d, r, true)
@@ -215,8 +217,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// start begins serving r: the clock, the server span, the record.
-func (h *Handler) start(r *http.Request) *delivery {
+// start begins serving r into d, a zero delivery: the clock, the server
+// span, the record.
+func (h *Handler) start(d *delivery, r *http.Request) {
 	start := h.opts.Now()
 	ctx := r.Context()
 	if h.opts.Tracer != nil {
@@ -227,9 +230,8 @@ func (h *Handler) start(r *http.Request) *delivery {
 		span.SetAttributes(serverAttributes(r)...)
 	}
 	h.metrics.inFlight.Add(1)
-	d := &delivery{ctx: ctx, span: span}
+	d.ctx, d.span = ctx, span
 	d.rec = record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID(), keyIndex: -1}
-	return d
 }
 
 // release gives back what d holds: its dedupe claim, settled as acked or
