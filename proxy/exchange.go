@@ -57,12 +57,16 @@ func (c *Client) exchange(ctx context.Context, o *outbound, now, deadline time.T
 
 // readFinalHead reads response heads until the final one, skipping 1xx
 // informational ones.
-func (cc *clientConn) readFinalHead() error {
+func (cc *clientConn) readFinalHead() error { return cc.head.readFinal(cc.br) }
+
+// readFinal reads response heads from br until the final one, skipping 1xx
+// informational ones.
+func (hd *respHead) readFinal(br *bufio.Reader) error {
 	for {
-		if err := cc.head.read(cc.br); err != nil {
+		if err := hd.read(br); err != nil {
 			return err
 		}
-		switch s := cc.head.status; {
+		switch s := hd.status; {
 		case s == http.StatusSwitchingProtocols:
 			return errors.New("app switched protocols")
 		case s >= 100 && s < 200:
@@ -78,22 +82,11 @@ func (cc *clientConn) readFinalHead() error {
 func (c *Client) readBody(cc *clientConn) (*upstreamResponse, error) {
 	hd := &cc.head
 	ur := &upstreamResponse{status: hd.status}
-	b := appBody{br: cc.br, hd: hd, left: hd.length}
-	complete := true
-	if hd.length != 0 {
-		size := 512
-		if hd.length > 0 {
-			size = int(min(hd.length, maxResponseBytes+1))
-		}
-		if hd.chunked {
-			b.chunked = httputil.NewChunkedReader(cc.br)
-		}
-		var err error
-		ur.body, complete, err = hold(&b, size)
-		if err != nil {
-			cc.conn.Close()
-			return nil, err
-		}
+	b, body, complete, err := holdBody(cc.br, hd)
+	ur.body = body
+	if err != nil {
+		cc.conn.Close()
+		return nil, err
 	}
 	if len(ur.body) > maxResponseBytes {
 		hd.header(&ur.header, -1)
@@ -114,6 +107,24 @@ func (c *Client) readBody(cc *clientConn) (*upstreamResponse, error) {
 		cc.conn.Close()
 	}
 	return ur, nil
+}
+
+// holdBody holds the body of hd, the head just read from br, up to
+// maxResponseBytes; complete is false when there is more, which b reads.
+func holdBody(br *bufio.Reader, hd *respHead) (b appBody, body []byte, complete bool, err error) {
+	b = appBody{br: br, hd: hd, left: hd.length}
+	if hd.length == 0 {
+		return b, nil, true, nil
+	}
+	size := 512
+	if hd.length > 0 {
+		size = int(min(hd.length, maxResponseBytes+1))
+	}
+	if hd.chunked {
+		b.chunked = httputil.NewChunkedReader(br)
+	}
+	body, complete, err = hold(&b, size)
+	return b, body, complete, err
 }
 
 // hold reads b to its end or to maxResponseBytes+1 bytes, starting with

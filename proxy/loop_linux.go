@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"os"
 	"runtime"
 	"sync"
@@ -53,9 +52,9 @@ type Loop struct {
 	mu      sync.Mutex
 	started bool // Serve is running, or ran
 	stopped bool // Serve has returned
-	// What the loop did, for tests: requests it answered itself and
-	// connections it handed over.
-	served, handedOff atomic.Int64
+	// Requests the loop answered itself, for tests (what it hands over
+	// is counted by postern_loop_handoffs_total).
+	served atomic.Int64
 
 	// The loop's own, touched only by its thread.
 	ep       int
@@ -809,42 +808,23 @@ func (l *Loop) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err error)
 	br := l.abr
 	br.Reset(&l.src)
 	hd := &a.hd
-	for {
-		if err := hd.read(br); err != nil {
-			if errors.Is(err, errNeedMore) && len(a.buf) > maxResponseHeaderBytes {
-				return nil, 0, errResponseHeadersTooLarge
-			}
-			return nil, 0, err
+	if err := hd.readFinal(br); err != nil {
+		if errors.Is(err, errNeedMore) && len(a.buf) > maxResponseHeaderBytes {
+			return nil, 0, errResponseHeadersTooLarge
 		}
-		if hd.status == http.StatusSwitchingProtocols {
-			return nil, 0, errors.New("app switched protocols")
-		}
-		if hd.status >= 200 {
-			break
-		}
+		return nil, 0, err
 	}
 	if len(a.buf)-len(l.src.b)-br.Buffered() > maxResponseHeaderBytes {
 		return nil, 0, errResponseHeadersTooLarge
 	}
-	ur = &upstreamResponse{status: hd.status}
-	if hd.length != 0 {
-		b := appBody{br: br, hd: hd, left: hd.length}
-		size := 512
-		if hd.length > 0 {
-			size = int(min(hd.length, maxResponseBytes+1))
-		}
-		if hd.chunked {
-			b.chunked = httputil.NewChunkedReader(br)
-		}
-		body, complete, err := hold(&b, size)
-		if err != nil {
-			return nil, 0, err
-		}
-		if !complete {
-			return nil, 0, errNeedMore // larger than maxResponseBytes: streamed
-		}
-		ur.body = body
+	_, body, complete, err := holdBody(br, hd)
+	if err != nil {
+		return nil, 0, err
 	}
+	if !complete {
+		return nil, 0, errNeedMore // larger than maxResponseBytes: streamed
+	}
+	ur = &upstreamResponse{status: hd.status, body: body}
 	hd.header(&ur.header, len(ur.body))
 	return ur, len(a.buf) - len(l.src.b) - br.Buffered(), nil
 }
@@ -934,7 +914,6 @@ func (l *Loop) handOff(c *lconn, count prometheus.Counter) {
 	syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	delete(l.conns, c.fd)
 	c.closed = true
-	l.handedOff.Add(1)
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f)
 	f.Close()

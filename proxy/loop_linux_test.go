@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // loopRig is a rig whose frontend is the event loop whatever the test
@@ -31,6 +33,28 @@ func loopRig(t *testing.T, handle http.HandlerFunc) (*rig, *Loop) {
 		l = rg.proxy.srv.(*Loop)
 	}
 	return rg, l
+}
+
+// rawWebhook is validBody POSTed to /hook as id, signed with key, as it
+// goes on the wire.
+func rawWebhook(key []byte, id string) string {
+	h := signed(key, id, testNow, validBody)
+	return fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
+		len(validBody), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+}
+
+// handedOff is what the loop in front of h handed to the goroutine
+// engine: postern_loop_handoffs_total, all kinds.
+func handedOff(h *Handler) float64 {
+	m := h.metrics
+	return count(m.handoffRequest) + count(m.handoffSlow) + count(m.handoffAnswer)
+}
+
+// count is a counter's value.
+func count(c prometheus.Counter) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
 }
 
 // newLoopFrontend serves h with the event loop whatever the test engine,
@@ -59,8 +83,8 @@ func TestLoopServesTheCommonCase(t *testing.T) {
 	if got := rg.post(t, "/hook", signed(otherKey, "msg_l2", testNow, validBody), validBody); got.Status != 401 || got.Reason != ReasonSignatureMismatch {
 		t.Fatalf("forged webhook: got %d %q, want 401 %s", got.Status, got.Reason, ReasonSignatureMismatch)
 	}
-	if n, h := l.served.Load(), l.handedOff.Load(); n != 2 || h != 0 {
-		t.Fatalf("after two plain requests: loop answered %d and handed over %d, want 2 and 0", n, h)
+	if n, h := l.served.Load(), handedOff(rg.handler); n != 2 || h != 0 {
+		t.Fatalf("after two plain requests: loop answered %d and handed over %v, want 2 and 0", n, h)
 	}
 
 	req, _ := http.NewRequest(http.MethodPost, rg.proxy.URL+"/hook", io.MultiReader(strings.NewReader(validBody)))
@@ -76,8 +100,8 @@ func TestLoopServesTheCommonCase(t *testing.T) {
 	if resp.StatusCode != 204 {
 		t.Fatalf("chunked webhook: got %d, want 204", resp.StatusCode)
 	}
-	if h := l.handedOff.Load(); h != 1 {
-		t.Fatalf("chunked webhook: %d connections handed over, want 1", h)
+	if h := handedOff(rg.handler); h != 1 {
+		t.Fatalf("chunked webhook: %v connections handed over, want 1", h)
 	}
 	got := rg.app.requests()
 	if len(got) != 2 || got[0].Header.Get("Svix-Id") != "msg_l1" || got[1].Header.Get("Svix-Id") != "msg_l3" {
@@ -88,7 +112,7 @@ func TestLoopServesTheCommonCase(t *testing.T) {
 // TestLoopPipelined: requests sent back to back on one connection before
 // any answer are answered in order, each after its own exchange.
 func TestLoopPipelined(t *testing.T) {
-	rg, l := loopRig(t, nil)
+	rg, _ := loopRig(t, nil)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +122,7 @@ func TestLoopPipelined(t *testing.T) {
 	ids := []string{"msg_p1", "msg_p2", "msg_p3"}
 	keys := [][]byte{testKey, otherKey, testKey}
 	for i, id := range ids {
-		h := signed(keys[i], id, testNow, validBody)
-		fmt.Fprintf(&all, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
-			len(validBody), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+		all.WriteString(rawWebhook(keys[i], id))
 	}
 	if _, err := io.WriteString(conn, all.String()); err != nil {
 		t.Fatal(err)
@@ -120,23 +142,21 @@ func TestLoopPipelined(t *testing.T) {
 	if got := rg.app.requests(); len(got) != 2 {
 		t.Errorf("app received %d requests, want 2", len(got))
 	}
-	if h := l.handedOff.Load(); h != 0 {
-		t.Errorf("%d connections handed over, want 0", h)
+	if h := handedOff(rg.handler); h != 0 {
+		t.Errorf("%v connections handed over, want 0", h)
 	}
 }
 
 // TestLoopSlowSender: a request whose rest arrives later than the loop's
 // patience is handed over with what was read, and answered whole.
 func TestLoopSlowSender(t *testing.T) {
-	rg, l := loopRig(t, nil)
+	rg, _ := loopRig(t, nil)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	h := signed(testKey, "msg_s1", testNow, validBody)
-	msg := fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: msg_s1\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
-		len(validBody), h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+	msg := rawWebhook(testKey, "msg_s1")
 	half := len(msg) - 10
 	io.WriteString(conn, msg[:half])
 	time.Sleep(3 * loopPatience)
@@ -153,8 +173,8 @@ func TestLoopSlowSender(t *testing.T) {
 	if got := rg.app.requests(); len(got) != 1 || got[0].Header.Get("Svix-Id") != "msg_s1" {
 		t.Errorf("app received %v, want msg_s1 once", got)
 	}
-	if n := l.handedOff.Load(); n != 1 {
-		t.Errorf("%d connections handed over, want 1", n)
+	if n := count(rg.handler.metrics.handoffSlow); n != 1 || handedOff(rg.handler) != 1 {
+		t.Errorf("%v connections handed over as slow (%v in all), want 1", n, handedOff(rg.handler))
 	}
 }
 
@@ -249,8 +269,8 @@ func BenchmarkLoop(b *testing.B) {
 	postInParallel(b, client, target, []byte(benchBody), func() http.Header {
 		return signed(testKey, "msg_"+strconv.FormatInt(next.Add(1), 10), now, benchBody)
 	})
-	if l.handedOff.Load() != 0 {
-		b.Fatalf("%d connections handed over", l.handedOff.Load())
+	if handedOff(h) != 0 {
+		b.Fatalf("%v connections handed over", handedOff(h))
 	}
 }
 
@@ -258,13 +278,13 @@ func BenchmarkLoop(b *testing.B) {
 // and delivered whole; requests pipelined past the buffer's bound are read
 // in turns as the buffer empties, and all answered by the loop.
 func TestLoopBounds(t *testing.T) {
-	rg, l := loopRig(t, nil)
+	rg, _ := loopRig(t, nil)
 	big := strings.Replace(validBody, `"status":"CREATED"}`, `"status":"CREATED","note":"`+strings.Repeat("x", 100<<10)+`"}`, 1)
 	if got := rg.post(t, "/hook", signed(testKey, "msg_big", testNow, big), big); got.Status != 204 {
 		t.Fatalf("100 KiB webhook: got %d %q, want 204", got.Status, got.Reason)
 	}
-	if n := l.handedOff.Load(); n != 1 {
-		t.Fatalf("100 KiB webhook: %d connections handed over, want 1", n)
+	if n := handedOff(rg.handler); n != 1 {
+		t.Fatalf("100 KiB webhook: %v connections handed over, want 1", n)
 	}
 	if got := rg.app.requests(); len(got) != 1 || got[0].Body != big {
 		t.Fatalf("app received %d requests, want the 100 KiB one whole", len(got))
@@ -278,10 +298,7 @@ func TestLoopBounds(t *testing.T) {
 	const n = 3 * loopMaxRequest / 1024 // well past the buffer, 1 KiB or so each
 	var all strings.Builder
 	for i := range n {
-		id := fmt.Sprintf("msg_pipe_%03d", i)
-		h := signed(testKey, id, testNow, validBody)
-		fmt.Fprintf(&all, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
-			len(validBody), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+		all.WriteString(rawWebhook(testKey, fmt.Sprintf("msg_pipe_%03d", i)))
 	}
 	go io.WriteString(conn, all.String())
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -299,7 +316,24 @@ func TestLoopBounds(t *testing.T) {
 	if got := rg.app.requests(); len(got) != 1+n {
 		t.Errorf("app received %d requests, want %d", len(got), 1+n)
 	}
-	if h := l.handedOff.Load(); h != 1 {
-		t.Errorf("%d connections handed over, want only the 100 KiB one's", h)
+	if h := handedOff(rg.handler); h != 1 {
+		t.Errorf("%v connections handed over, want only the 100 KiB one's", h)
+	}
+}
+
+// TestLoopSupported: the loop serves a plain-HTTP app on loopback only; a
+// TLS or remote app is left to the goroutine engine.
+func TestLoopSupported(t *testing.T) {
+	for upstream, want := range map[string]bool{
+		"http://127.0.0.1:8080":   true,
+		"http://[::1]:8080":       true,
+		"http://localhost:8080":   true,
+		"https://127.0.0.1:8443":  false,
+		"http://app.example:8080": false,
+		"http://10.0.0.7:8080":    false,
+	} {
+		if got := LoopSupported(newHandler(t, upstream, nil)); got != want {
+			t.Errorf("LoopSupported(%s) = %v, want %v", upstream, got, want)
+		}
 	}
 }

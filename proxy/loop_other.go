@@ -20,10 +20,14 @@ type Loop struct {
 // LoopSupported reports whether the event loop can serve h: never here.
 func LoopSupported(h *Handler) bool { return false }
 
+// Serve closes ln and fails: there is no event loop here.
 func (l *Loop) Serve(ln net.Listener) error {
 	ln.Close()
 	return errors.New("proxy: the event loop needs Linux")
 }
 
+// Shutdown shuts Fallback down.
 func (l *Loop) Shutdown(ctx context.Context) error { return l.Fallback.Shutdown(ctx) }
-func (l *Loop) Close() error                       { return l.Fallback.Close() }
+
+// Close closes Fallback.
+func (l *Loop) Close() error { return l.Fallback.Close() }
