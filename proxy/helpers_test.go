@@ -219,9 +219,18 @@ func startFrontend(t testing.TB, srv listener) *frontend {
 		done:   make(chan struct{}),
 		client: &http.Client{Transport: &http.Transport{}},
 	}
+	serve := func() error { return srv.Serve(ln) }
+	if l, ok := srv.(*Loop); ok {
+		// Started now, as Server.Run does: the loops' goroutines are
+		// running before a test counts goroutines.
+		if err := l.start(ln); err != nil {
+			t.Fatal(err)
+		}
+		serve = l.wait
+	}
 	go func() {
 		defer close(f.done)
-		f.srv.Serve(ln)
+		serve()
 	}()
 	return f
 }

@@ -23,18 +23,24 @@ import (
 	"github.com/postern-dev/postern/proxy/h1"
 )
 
-// Loop is the event-loop listener: one epoll loop on one locked thread
-// that reads requests, runs the handler's checks, exchanges with the app
-// and writes answers, with no goroutine per connection. It serves the
+// Loop is the event-loop listener: epoll loops, each on its own locked
+// thread, that read requests, run the handler's checks, exchange with the
+// app and write answers, with no goroutine per connection. It serves the
 // common case only: a complete request of at most loopMaxRequest bytes
 // with a Content-Length (or no body), forwarded to a plain-HTTP app on
-// loopback (LoopSupported). A
-// connection with anything else (chunked or larger bodies, Expect,
-// malformed or slow requests) is handed, with the bytes already read, to
-// Fallback, the goroutine engine, which then owns it and answers as it
-// always does; an app answer larger than maxResponseBytes is streamed from
-// a goroutine too. Both engines run the same handler halves (check,
-// respond), so the status contract has one implementation.
+// loopback (LoopSupported). A connection with anything else (chunked or
+// larger bodies, Expect, malformed or slow requests) is handed, with the
+// bytes already read, to Fallback, the goroutine engine, which then owns
+// it and answers as it always does; an app answer larger than
+// maxResponseBytes is streamed from a goroutine too. Both engines run the
+// same handler halves (check, respond), so the status contract has one
+// implementation.
+//
+// The loops share the listening socket, as nginx's workers do: each waits
+// on it with EPOLLEXCLUSIVE, so that the kernel wakes one loop that is
+// waiting for a new connection, and a loop takes one connection per round
+// of events. A connection then stays with the loop that accepted it, and
+// each loop keeps its own connections to the app.
 //
 // Timeouts are checked every loopTick: the header, idle and write
 // timeouts are Fallback's, and can end up to loopTick late.
@@ -44,25 +50,37 @@ type Loop struct {
 	// Fallback serves what the loop hands over, with its settings
 	// (timeouts, header limit).
 	Fallback *h1.Server
+	// Workers is how many loops serve; 0 means GOMAXPROCS.
+	Workers int
 
 	closing atomic.Bool
 	closed  atomic.Bool // Close: drop everything now
 	done    chan struct{}
-	wake    int // eventfd that interrupts epoll_wait
 	mu      sync.Mutex
 	started bool // Serve is running, or ran
 	stopped bool // Serve has returned
-	// Requests the loop answered itself, for tests (what it hands over
-	// is counted by postern_loop_handoffs_total).
+	workers []*loopWorker
+	// Requests the loops answered themselves, for tests (what they hand
+	// over is counted by postern_loop_handoffs_total).
 	served atomic.Int64
 
-	// The loop's own, touched only by its thread.
-	ep       int
-	lfd      int
-	conns    map[int]*lconn
-	idle     []*lconn // kept-alive app connections, most recent last
+	lfd       int          // the listening socket, shared by the workers
+	listening atomic.Int32 // workers still waiting on lfd: the last one closes it
+	up        *net.TCPAddr // the app's address
+}
+
+// loopWorker is one loop; its fields are touched only by its thread.
+type loopWorker struct {
+	*Loop
+	ep   int
+	lfd  int // Loop.lfd while this loop accepts, then -1
+	wake int // eventfd that interrupts epoll_wait
+	// The app's address, w's own: Connect writes to it.
 	upAddr   syscall.Sockaddr
 	upFamily int
+	conns    map[int]*lconn
+	idle     []*lconn // kept-alive app connections, most recent last
+	maxIdle  int      // this loop's share of the client's idle connections
 	rbuf     []byte
 	req      bytes.Buffer
 	bw       *bufio.Writer // renders requests for the app into req
@@ -78,6 +96,18 @@ type Loop struct {
 	// acceptAgain, when not zero, is when accepting resumes after a
 	// failure.
 	acceptAgain time.Time
+
+	// senders counts the sender connections w owns, read by the other
+	// loops to pick the one that takes a new connection; inbox holds the
+	// connections they gave w (guarded by Loop.mu).
+	senders atomic.Int32
+	inbox   []accepted
+}
+
+// accepted is a connection accepted by one loop for another.
+type accepted struct {
+	fd     int
+	remote string
 }
 
 // loopMaxRequest is the largest request (head and body) the loop reads
@@ -89,6 +119,10 @@ const loopMaxRequest = 16 << 10
 // before its connection is handed to Fallback, which waits for slow
 // senders with its own goroutine and timeouts.
 const loopPatience = 100 * time.Millisecond
+
+// epollExclusive is EPOLLEXCLUSIVE (Linux 4.5), which package syscall
+// does not define.
+const epollExclusive = 1 << 28
 
 // loopTick is how often the loop checks deadlines.
 const loopTick = 50 * time.Millisecond
@@ -162,16 +196,26 @@ func LoopSupported(h *Handler) bool {
 	return h.fwd.scheme == "http" && h.fwd.loopback
 }
 
-// Serve runs the loop on ln's socket until Shutdown or Close, and returns
+// Serve runs the loops on ln's socket until Shutdown or Close, and returns
 // http.ErrServerClosed then.
 func (l *Loop) Serve(ln net.Listener) error {
+	if err := l.start(ln); err != nil {
+		return err
+	}
+	return l.wait()
+}
+
+// start takes over ln's socket and starts the loops, each on a goroutine
+// of its own.
+func (l *Loop) start(ln net.Listener) error {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		ln.Close()
 		return errors.New("proxy: the event loop needs a TCP listener")
 	}
-	// The loop owns a duplicate of the listening socket: ln and its
-	// *os.File are closed now, and the duplicate when the loop ends.
+	// The loops own a duplicate of the listening socket: ln and its
+	// *os.File are closed now, and the duplicate when the loops stop
+	// accepting.
 	f, err := tl.File()
 	ln.Close()
 	if err != nil {
@@ -187,26 +231,33 @@ func (l *Loop) Serve(ln net.Listener) error {
 		syscall.Close(lfd)
 		return err
 	}
-	l.lfd = lfd
-	if err := l.init(); err != nil {
+	if err := l.init(lfd); err != nil {
 		syscall.Close(lfd)
 		return err
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	l.run()
-	l.mu.Lock()
-	l.stopped = true
-	syscall.Close(l.wake)
-	syscall.Close(l.ep)
-	l.mu.Unlock()
-	close(l.done)
+	var wg sync.WaitGroup
+	for _, w := range l.workers {
+		wg.Go(w.serve)
+	}
+	go func() {
+		wg.Wait()
+		l.mu.Lock()
+		l.stopped = true
+		l.mu.Unlock()
+		close(l.done)
+	}()
+	return nil
+}
+
+// wait returns http.ErrServerClosed once the loops have stopped.
+func (l *Loop) wait() error {
+	<-l.done
 	return http.ErrServerClosed
 }
 
-// init prepares the loop's state; the loop counts as started only when it
+// init prepares the loops' state; the loop counts as started only when it
 // succeeded.
-func (l *Loop) init() (err error) {
+func (l *Loop) init(lfd int) (err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.started || l.stopped {
@@ -217,41 +268,103 @@ func (l *Loop) init() (err error) {
 	}
 	h := l.Handler
 	h.fwd.prepare()
-	ta, err := net.ResolveTCPAddr("tcp", h.fwd.addr)
-	if err != nil {
+	if l.up, err = net.ResolveTCPAddr("tcp", h.fwd.addr); err != nil {
 		return err
 	}
-	if ip4 := ta.IP.To4(); ip4 != nil {
-		sa := &syscall.SockaddrInet4{Port: ta.Port}
-		copy(sa.Addr[:], ip4)
-		l.upAddr, l.upFamily = sa, syscall.AF_INET
-	} else {
-		sa := &syscall.SockaddrInet6{Port: ta.Port}
-		copy(sa.Addr[:], ta.IP.To16())
-		l.upAddr, l.upFamily = sa, syscall.AF_INET6
+	n := l.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
 	}
-	if l.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+	maxIdle := max(1, (h.fwd.client.maxIdle()+n-1)/n)
+	for range n {
+		w := &loopWorker{Loop: l, lfd: lfd, maxIdle: maxIdle}
+		if err := w.init(); err != nil {
+			for _, w := range l.workers {
+				w.closeEpoll()
+			}
+			l.workers = nil
+			return err
+		}
+		l.workers = append(l.workers, w)
+	}
+	l.lfd = lfd
+	l.listening.Store(int32(n))
+	l.started = true
+	return nil
+}
+
+// init makes w's epoll instance and its wake-up eventfd, and registers the
+// listening socket with them.
+func (w *loopWorker) init() error {
+	if ip4 := w.up.IP.To4(); ip4 != nil {
+		sa := &syscall.SockaddrInet4{Port: w.up.Port}
+		copy(sa.Addr[:], ip4)
+		w.upAddr, w.upFamily = sa, syscall.AF_INET
+	} else {
+		sa := &syscall.SockaddrInet6{Port: w.up.Port}
+		copy(sa.Addr[:], w.up.IP.To16())
+		w.upAddr, w.upFamily = sa, syscall.AF_INET6
+	}
+	var err error
+	if w.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
 		return err
 	}
 	wake, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if e != 0 {
-		syscall.Close(l.ep)
+		syscall.Close(w.ep)
 		return e
 	}
-	l.wake = int(wake)
-	for _, fd := range []int{l.lfd, l.wake} {
-		if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}); err != nil {
-			syscall.Close(l.wake)
-			syscall.Close(l.ep)
-			return err
-		}
+	w.wake = int(wake)
+	if err := w.listen(); err != nil {
+		w.closeEpoll()
+		return err
 	}
-	l.conns = make(map[int]*lconn)
-	l.rbuf = make([]byte, 64<<10)
-	l.bw = bufio.NewWriterSize(&l.req, 16<<10)
-	l.abr = bufio.NewReaderSize(&l.src, 8<<10)
-	l.started = true
+	if err := syscall.EpollCtl(w.ep, syscall.EPOLL_CTL_ADD, w.wake, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(w.wake)}); err != nil {
+		w.closeEpoll()
+		return err
+	}
+	w.conns = make(map[int]*lconn)
+	w.rbuf = make([]byte, 64<<10)
+	w.bw = bufio.NewWriterSize(&w.req, 16<<10)
+	w.abr = bufio.NewReaderSize(&w.src, 8<<10)
 	return nil
+}
+
+// listen has w wait on the listening socket: exclusively, so that a new
+// connection wakes one waiting loop, not all of them.
+func (w *loopWorker) listen() error {
+	return syscall.EpollCtl(w.ep, syscall.EPOLL_CTL_ADD, w.lfd,
+		&syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(w.lfd)})
+}
+
+func (w *loopWorker) closeEpoll() {
+	syscall.Close(w.wake)
+	syscall.Close(w.ep)
+}
+
+// serve runs w on a thread of its own.
+func (w *loopWorker) serve() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	w.run()
+	w.mu.Lock()
+	w.closeEpoll()
+	w.wake = -1
+	for _, a := range w.inbox { // given as w stopped
+		syscall.Close(a.fd)
+	}
+	w.inbox = nil
+	w.mu.Unlock()
+}
+
+// unlisten stops w's accepting; the last loop to stop closes the
+// listening socket, whose number no loop then takes for it any more.
+func (w *loopWorker) unlisten() {
+	syscall.EpollCtl(w.ep, syscall.EPOLL_CTL_DEL, w.lfd, nil) // (fails harmlessly when accepting is paused)
+	w.lfd = -1
+	if w.listening.Add(-1) == 0 {
+		syscall.Close(w.Loop.lfd)
+	}
 }
 
 // Shutdown stops accepting, closes idle connections, lets the requests in
@@ -292,25 +405,28 @@ func (l *Loop) isStarted() bool {
 	return l.started
 }
 
-// signal wakes the loop.
+// signal wakes the loops.
 func (l *Loop) signal() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.started && !l.stopped {
-		one := uint64(1)
-		syscall.Write(l.wake, (*[8]byte)(unsafe.Pointer(&one))[:])
+	if !l.started {
+		return
+	}
+	one := uint64(1)
+	for _, w := range l.workers {
+		if w.wake >= 0 {
+			syscall.Write(w.wake, (*[8]byte)(unsafe.Pointer(&one))[:])
+		}
 	}
 }
 
-func (l *Loop) run() {
+func (l *loopWorker) run() {
 	events := make([]syscall.EpollEvent, 256)
 	listening := true
 	for {
 		if l.closing.Load() {
 			if listening {
-				syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil) // (fails harmlessly when accepting is paused)
-				syscall.Close(l.lfd)
-				l.lfd = -1 // its number may be reused by an app connection
+				l.unlisten()
 				listening = false
 			}
 			if l.closeQuiet(l.closed.Load()) {
@@ -319,7 +435,7 @@ func (l *Loop) run() {
 		}
 		if !l.acceptAgain.IsZero() && listening && !time.Now().Before(l.acceptAgain) {
 			l.acceptAgain = time.Time{}
-			syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, l.lfd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.lfd)})
+			l.listen()
 		}
 		timeout := -1
 		if len(l.conns) > 0 || !l.acceptAgain.IsZero() {
@@ -330,6 +446,7 @@ func (l *Loop) run() {
 			l.Handler.opts.Log.Error("event loop stopped", "error", err.Error())
 			l.closing.Store(true)
 			l.closed.Store(true)
+			l.signal()
 			continue
 		}
 		now := time.Now()
@@ -344,6 +461,7 @@ func (l *Loop) run() {
 			case l.wake:
 				var b [8]byte
 				syscall.Read(l.wake, b[:])
+				l.takeInbox(now)
 				continue
 			}
 			c := l.conns[fd]
@@ -368,7 +486,7 @@ func (l *Loop) run() {
 
 // writeToApp writes the requests for the app that this round of events
 // made.
-func (l *Loop) writeToApp(now time.Time) {
+func (l *loopWorker) writeToApp(now time.Time) {
 	for i, a := range l.toApp {
 		l.toApp[i] = nil
 		if !a.closed && a.sender != nil && len(a.out) > 0 {
@@ -380,7 +498,7 @@ func (l *Loop) writeToApp(now time.Time) {
 
 // closeQuiet closes the connections with nothing in progress (all of them
 // with all) and reports whether none is left.
-func (l *Loop) closeQuiet(all bool) bool {
+func (l *loopWorker) closeQuiet(all bool) bool {
 	for _, c := range l.conns {
 		if all || c.toApp && c.sender == nil || !c.toApp && c.del == nil && len(c.out) == 0 && !c.partial {
 			l.drop(c)
@@ -389,9 +507,11 @@ func (l *Loop) closeQuiet(all bool) bool {
 	return len(l.conns) == 0
 }
 
-// accept takes every pending connection.
-func (l *Loop) accept(now time.Time) {
-	for {
+// accept takes the pending connections: one per round of events when
+// other loops share the listening socket, so that a burst of connections
+// spreads over the loops (the socket stays ready while any is pending).
+func (l *loopWorker) accept(now time.Time) {
+	for taken := 0; taken == 0 || len(l.workers) == 1; taken++ {
 		fd, sa, err := syscall.Accept4(l.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		switch err {
 		case nil:
@@ -409,9 +529,51 @@ func (l *Loop) accept(now time.Time) {
 			return
 		}
 		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		remote := sockaddrString(sa)
-		c := &lconn{fd: fd, remote: remote, first: true, since: now}
-		l.add(c)
+		a := accepted{fd, sockaddrString(sa)}
+		if !l.give(a) {
+			l.add(&lconn{fd: a.fd, remote: a.remote, first: true, since: now})
+		}
+	}
+}
+
+// give hands a to the loop with the fewest senders, when that is not w,
+// and reports whether it did. The loop that wakes for a new connection is
+// whichever waits, and the kernel may wake the same one for a whole
+// burst; giving evens the connections out, as they are long-lived.
+func (l *loopWorker) give(a accepted) bool {
+	if len(l.workers) == 1 {
+		return false
+	}
+	to := l
+	for _, o := range l.workers {
+		if o.senders.Load() < to.senders.Load() {
+			to = o
+		}
+	}
+	if to == l {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if to.wake < 0 { // it has stopped
+		return false
+	}
+	to.inbox = append(to.inbox, a)
+	to.senders.Add(1) // counted now, so that the next pick sees it
+	one := uint64(1)
+	syscall.Write(to.wake, (*[8]byte)(unsafe.Pointer(&one))[:])
+	return true
+}
+
+// takeInbox adds the connections other loops gave w.
+func (l *loopWorker) takeInbox(now time.Time) {
+	l.mu.Lock()
+	in := l.inbox
+	l.inbox = nil
+	l.mu.Unlock()
+	for _, a := range in {
+		l.senders.Add(-1) // add counts it again
+		l.add(&lconn{fd: a.fd, remote: a.remote, first: true, since: now})
 	}
 }
 
@@ -426,24 +588,35 @@ func sockaddrString(sa syscall.Sockaddr) string {
 }
 
 // add registers c for edge-triggered reads and writes.
-func (l *Loop) add(c *lconn) bool {
+func (l *loopWorker) add(c *lconn) bool {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | (syscall.EPOLLET & 0xffffffff), Fd: int32(c.fd)}
 	if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
 		syscall.Close(c.fd)
 		return false
 	}
 	l.conns[c.fd] = c
+	if !c.toApp {
+		l.senders.Add(1)
+	}
 	return true
+}
+
+// forget removes c from w's connections.
+func (l *loopWorker) forget(c *lconn) {
+	delete(l.conns, c.fd)
+	if !c.toApp {
+		l.senders.Add(-1)
+	}
 }
 
 // drop closes c. A sender's delivery in flight is settled as not
 // acknowledged; the app connection of an exchange is closed with it.
-func (l *Loop) drop(c *lconn) {
+func (l *loopWorker) drop(c *lconn) {
 	if c.closed {
 		return
 	}
 	c.closed = true
-	delete(l.conns, c.fd)
+	l.forget(c)
 	syscall.Close(c.fd)
 	if c.toApp {
 		if s := c.sender; s != nil {
@@ -467,7 +640,7 @@ func (l *Loop) drop(c *lconn) {
 // readable reads what the edge announced and acts on it: once, and again
 // only when the read filled the buffer or the peer closed (hup), whose end
 // of file must be read now: no other edge will announce it.
-func (l *Loop) readable(c *lconn, hup bool, now time.Time) {
+func (l *loopWorker) readable(c *lconn, hup bool, now time.Time) {
 	c.hup = c.hup || hup
 	c.full = false
 	for {
@@ -513,7 +686,7 @@ func (l *Loop) readable(c *lconn, hup bool, now time.Time) {
 }
 
 // writable writes what is pending.
-func (l *Loop) writable(c *lconn, now time.Time) {
+func (l *loopWorker) writable(c *lconn, now time.Time) {
 	if c.toApp && c.connecting {
 		c.connecting = false
 		errno, err := syscall.GetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
@@ -531,7 +704,7 @@ func (l *Loop) writable(c *lconn, now time.Time) {
 }
 
 // flush writes c.out; it reports false when c was dropped.
-func (l *Loop) flush(c *lconn, now time.Time) bool {
+func (l *loopWorker) flush(c *lconn, now time.Time) bool {
 	for len(c.out) > 0 {
 		n, err := rawWrite(c.fd, c.out)
 		if err == syscall.EAGAIN {
@@ -560,7 +733,7 @@ func (l *Loop) flush(c *lconn, now time.Time) bool {
 
 // senderData serves the next complete request in c's buffer, if no other
 // is in progress on c.
-func (l *Loop) senderData(c *lconn, now time.Time) {
+func (l *loopWorker) senderData(c *lconn, now time.Time) {
 	for !c.closed && c.del == nil && len(c.out) == 0 && len(c.buf) > 0 {
 		if c.closeAfter {
 			return
@@ -591,7 +764,7 @@ func (l *Loop) senderData(c *lconn, now time.Time) {
 
 // incomplete notes a request not all read: it is handed over at once when
 // over, and otherwise after loopPatience (see scan).
-func (l *Loop) incomplete(c *lconn, now time.Time, over bool) {
+func (l *loopWorker) incomplete(c *lconn, now time.Time, over bool) {
 	if over || c.eof {
 		l.handOff(c, l.Handler.metrics.handoffRequest)
 		return
@@ -623,7 +796,7 @@ func headEnd(b []byte) int {
 
 // serveRequest runs the checks on c's request and answers it, or starts
 // its exchange with the app.
-func (l *Loop) serveRequest(c *lconn, req *http.Request, now time.Time) {
+func (l *loopWorker) serveRequest(c *lconn, req *http.Request, now time.Time) {
 	h := l.Handler
 	// The connection's own delivery: one request at a time is in
 	// progress on it.
@@ -656,7 +829,7 @@ func (l *Loop) serveRequest(c *lconn, req *http.Request, now time.Time) {
 
 // exchange sends request to the app for sender c, on a pooled connection
 // or (with fresh, or none pooled) a new one.
-func (l *Loop) exchange(c *lconn, request []byte, sent, deadline time.Time, fresh bool, now time.Time) {
+func (l *loopWorker) exchange(c *lconn, request []byte, sent, deadline time.Time, fresh bool, now time.Time) {
 	var a *lconn
 	if !fresh {
 		a = l.pooled(now)
@@ -685,7 +858,7 @@ func (l *Loop) exchange(c *lconn, request []byte, sent, deadline time.Time, fres
 
 // pooled returns the most recently used kept-alive app connection that is
 // still fresh, closing those that are not.
-func (l *Loop) pooled(now time.Time) *lconn {
+func (l *loopWorker) pooled(now time.Time) *lconn {
 	timeout := l.Handler.fwd.client.idleTimeout()
 	for len(l.idle) > 0 {
 		a := l.idle[len(l.idle)-1]
@@ -716,7 +889,7 @@ func quiet(fd int) bool {
 }
 
 // dial starts a connection to the app.
-func (l *Loop) dial() (*lconn, error) {
+func (l *loopWorker) dial() (*lconn, error) {
 	fd, err := syscall.Socket(l.upFamily, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -740,7 +913,7 @@ func (l *Loop) dial() (*lconn, error) {
 
 // appData reads the app's answer, and answers the sender once it is all
 // there.
-func (l *Loop) appData(a *lconn, now time.Time) {
+func (l *loopWorker) appData(a *lconn, now time.Time) {
 	c := a.sender
 	if c == nil {
 		l.drop(a) // an idle connection that the app closed or wrote to
@@ -769,7 +942,7 @@ func (l *Loop) appData(a *lconn, now time.Time) {
 		a.request = nil
 	}
 	l.release(&a.buf)
-	if keep && len(l.idle) < l.Handler.fwd.client.maxIdle() && !l.closing.Load() {
+	if keep && len(l.idle) < l.maxIdle && !l.closing.Load() {
 		a.lastUsed = now
 		a.reused = false
 		l.idle = append(l.idle, a)
@@ -782,7 +955,7 @@ func (l *Loop) appData(a *lconn, now time.Time) {
 // appFailed ends an exchange that broke: it is sent again once on a new
 // connection when a reused one failed before any answer, as the goroutine
 // engine's does; otherwise the sender gets the status the failure maps to.
-func (l *Loop) appFailed(a *lconn, err error, now time.Time) {
+func (l *loopWorker) appFailed(a *lconn, err error, now time.Time) {
 	c := a.sender
 	a.sender = nil
 	l.drop(a)
@@ -803,7 +976,7 @@ func (l *Loop) appFailed(a *lconn, err error, now time.Time) {
 // parseAnswer parses the app's answer in a.buf: the final head, 1xx ones
 // skipped, and the body held in full. It returns errNeedMore while the
 // answer is incomplete.
-func (l *Loop) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err error) {
+func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err error) {
 	l.src = needMore{b: a.buf, eof: a.eof}
 	br := l.abr
 	br.Reset(&l.src)
@@ -830,7 +1003,7 @@ func (l *Loop) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err error)
 }
 
 // replyApp answers sender c from the app's answer ur or the failure perr.
-func (l *Loop) replyApp(c *lconn, ur *upstreamResponse, perr *Error, now time.Time) {
+func (l *loopWorker) replyApp(c *lconn, ur *upstreamResponse, perr *Error, now time.Time) {
 	d := c.del
 	c.del = nil
 	l.Handler.respond(c.w, d, ur, perr)
@@ -839,7 +1012,7 @@ func (l *Loop) replyApp(c *lconn, ur *upstreamResponse, perr *Error, now time.Ti
 
 // answer ends d and writes c's answer, then serves the next request
 // already read, if any.
-func (l *Loop) answer(c *lconn, d *delivery, now time.Time) {
+func (l *loopWorker) answer(c *lconn, d *delivery, now time.Time) {
 	l.served.Add(1)
 	l.Handler.end(d)
 	out, keep := c.det.Finish()
@@ -866,7 +1039,7 @@ func (l *Loop) answer(c *lconn, d *delivery, now time.Time) {
 }
 
 // detached returns a Detached for a request from remote.
-func (l *Loop) detached(remote string) *h1.Detached {
+func (l *loopWorker) detached(remote string) *h1.Detached {
 	if n := len(l.dets); n > 0 {
 		d := l.dets[n-1]
 		l.dets = l.dets[:n-1]
@@ -877,7 +1050,7 @@ func (l *Loop) detached(remote string) *h1.Detached {
 }
 
 // buffer returns an empty read buffer.
-func (l *Loop) buffer() []byte {
+func (l *loopWorker) buffer() []byte {
 	if n := len(l.bufs); n > 0 {
 		b := l.bufs[n-1]
 		l.bufs = l.bufs[:n-1]
@@ -887,7 +1060,7 @@ func (l *Loop) buffer() []byte {
 }
 
 // release returns *b to the free list, unless it grew large, and clears it.
-func (l *Loop) release(b *[]byte) {
+func (l *loopWorker) release(b *[]byte) {
 	if *b != nil && cap(*b) <= 16<<10 {
 		l.bufs = append(l.bufs, (*b)[:0])
 	}
@@ -897,7 +1070,7 @@ func (l *Loop) release(b *[]byte) {
 // next serves the requests c's sender sent while the last one was
 // answered, and closes c when its sender has left and nothing is left to
 // answer.
-func (l *Loop) next(c *lconn, now time.Time) {
+func (l *loopWorker) next(c *lconn, now time.Time) {
 	l.senderData(c, now)
 	if !c.closed && c.full && !c.closeAfter && c.del == nil && len(c.out) == 0 {
 		l.readable(c, false, now) // what is left in the socket, now that there is room
@@ -909,10 +1082,10 @@ func (l *Loop) next(c *lconn, now time.Time) {
 }
 
 // handOff gives c, with what was read of it, to Fallback.
-func (l *Loop) handOff(c *lconn, count prometheus.Counter) {
+func (l *loopWorker) handOff(c *lconn, count prometheus.Counter) {
 	count.Inc()
 	syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
-	delete(l.conns, c.fd)
+	l.forget(c)
 	c.closed = true
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f)
@@ -926,7 +1099,7 @@ func (l *Loop) handOff(c *lconn, count prometheus.Counter) {
 // streamAnswer hands an exchange whose answer is larger than
 // maxResponseBytes to a goroutine, which streams it to the sender with the
 // goroutine engine's code, answers, and closes both connections.
-func (l *Loop) streamAnswer(a *lconn) {
+func (l *loopWorker) streamAnswer(a *lconn) {
 	c := a.sender
 	d := c.del
 	c.del, c.app, a.sender = nil, nil, nil
@@ -934,7 +1107,7 @@ func (l *Loop) streamAnswer(a *lconn) {
 	conns := [2]net.Conn{}
 	for i, x := range [2]*lconn{a, c} {
 		syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, x.fd, nil)
-		delete(l.conns, x.fd)
+		l.forget(x)
 		x.closed = true
 		f := os.NewFile(uintptr(x.fd), "")
 		conns[i], _ = net.FileConn(f)
@@ -990,7 +1163,7 @@ func (l *Loop) streamAnswer(a *lconn) {
 // scan enforces deadlines: the header, idle and write timeouts of
 // senders, the patience for incomplete requests, the exchange's deadline
 // and the idle timeout of pooled app connections.
-func (l *Loop) scan(now time.Time) {
+func (l *loopWorker) scan(now time.Time) {
 	fb := l.Fallback
 	appIdle := l.Handler.fwd.client.idleTimeout()
 	for _, c := range l.conns {

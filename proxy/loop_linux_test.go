@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -334,6 +335,81 @@ func TestLoopSupported(t *testing.T) {
 	} {
 		if got := LoopSupported(newHandler(t, upstream, nil)); got != want {
 			t.Errorf("LoopSupported(%s) = %v, want %v", upstream, got, want)
+		}
+	}
+}
+
+// TestLoopWorkersShareConnections: with several loops, connections are
+// spread over them as they are accepted, each loop serves its own, and
+// every request reaches the app once and is answered.
+func TestLoopWorkersShareConnections(t *testing.T) {
+	const workers, perWorker = 3, 2
+	rg := newRig(t, nil, nil)
+	f := startFrontend(t, &Loop{Handler: rg.handler, Fallback: NewListener(rg.handler, rg.handler.opts.UpstreamTimeout, nil), Workers: workers})
+	t.Cleanup(f.Close)
+	l := f.srv.(*Loop)
+
+	// One connection at a time, each answered before the next is made:
+	// they go round the loops.
+	conns := make([]net.Conn, workers*perWorker)
+	readers := make([]*bufio.Reader, len(conns))
+	exchange := func(i int, id string) {
+		if _, err := io.WriteString(conns[i], rawWebhook(testKey, id)); err != nil {
+			t.Error(err)
+			return
+		}
+		conns[i].SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(readers[i], nil)
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 204 {
+			t.Errorf("%s: got %d, want 204", id, resp.StatusCode)
+		}
+	}
+	for i := range conns {
+		c, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i], readers[i] = c, bufio.NewReader(c)
+		exchange(i, fmt.Sprintf("msg_w%d", i))
+	}
+	var got []int32
+	for _, w := range l.workers {
+		got = append(got, w.senders.Load())
+	}
+	if diff := cmp.Diff([]int32{perWorker, perWorker, perWorker}, got); diff != "" {
+		t.Errorf("sender connections per loop (-want +got):\n%s", diff)
+	}
+
+	// Then all at once, several requests each.
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			for k := range 5 {
+				exchange(i, fmt.Sprintf("msg_w%d_%d", i, k))
+			}
+		})
+	}
+	wg.Wait()
+	want := len(conns) * 6
+	if n := l.served.Load(); n != int64(want) {
+		t.Errorf("loops answered %d requests, want %d", n, want)
+	}
+	seen := map[string]int{}
+	for _, r := range rg.app.requests() {
+		seen[r.Header.Get("Svix-Id")]++
+	}
+	if len(seen) != want {
+		t.Errorf("app received %d distinct ids, want %d", len(seen), want)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("app received %s %d times, want once", id, n)
 		}
 	}
 }

@@ -112,7 +112,16 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          errLog,
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- main.Serve(ln) }()
+	serve := func() error { return main.Serve(ln) }
+	if l, ok := main.(*Loop); ok {
+		// The loops run before OnListen is called.
+		if err := l.start(ln); err != nil {
+			aln.Close()
+			return err
+		}
+		serve = l.wait
+	}
+	go func() { errc <- serve() }()
 	go func() { errc <- admin.Serve(aln) }()
 	s.Log.Info("serving", "listen_addr", ln.Addr().String(), "admin_addr", aln.Addr().String(), "engine", engine)
 	if s.OnListen != nil {
