@@ -60,7 +60,9 @@ const (
 // them instead of waking another (a quarter fewer context switches per
 // request, about a fifth less CPU per request under load, at the same
 // throughput; see bench/README.md). One core verifies and forwards about
-// 10,000 webhooks a second.
+// 10,000 webhooks a second. It is also how many event loops serve
+// (proxy.Loop): set GOMAXPROCS=2 for two, for more throughput at more CPU
+// per request (see README.md, Performance).
 const maxProcs = 1
 
 // secretsPollInterval is how often POSTERN_SECRETS_FILE is checked for changes.

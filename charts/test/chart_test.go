@@ -476,12 +476,32 @@ func TestRefusesBadValues(t *testing.T) {
 		{"bad mode", []string{"-f", native, "--set", "mode=both"}, "/mode"},
 		{"bad sidecar mode", []string{"-f", native, "--set", "sidecar.mode=sometimes"}, "/sidecar/mode"},
 		{"bad schema file name", []string{"-f", native, "--set-json", `schemas.files={"x.yaml":"{}"}`}, "x.yaml"},
+		{"bad engine", []string{"-f", native, "--set", "config.engine=threads"}, "/config/engine"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := renderError(t, tc.args...); !strings.Contains(got, tc.want) {
 				t.Errorf("error %q does not mention %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestEngineValue: config.engine reaches postern as POSTERN_ENGINE, the
+// event loop unless set.
+func TestEngineValue(t *testing.T) {
+	native := filepath.Join(chartDir, "ci", "native-values.yaml")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "loop"},
+		{[]string{"--set", "config.engine=goroutine"}, "goroutine"},
+	} {
+		r := render(t, chartDir, append([]string{"-f", native}, tc.args...)...)
+		p := checkSidecar(t, &r.deployment(t).Spec.Template.Spec, true)
+		if got := envValue(p.container, "POSTERN_ENGINE"); got != tc.want {
+			t.Errorf("with %v: POSTERN_ENGINE = %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }
 
