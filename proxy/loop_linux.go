@@ -758,7 +758,7 @@ func (l *loopWorker) senderData(c *lconn, now time.Time) {
 		}
 		c.partial, c.headLen = false, total
 		c.det.SetBody(c.buf[end:total])
-		l.serveRequest(c, req, now)
+		l.serveRequest(c, req, c.buf[end:total], now)
 	}
 }
 
@@ -794,15 +794,18 @@ func headEnd(b []byte) int {
 	return end
 }
 
-// serveRequest runs the checks on c's request and answers it, or starts
-// its exchange with the app.
-func (l *loopWorker) serveRequest(c *lconn, req *http.Request, now time.Time) {
+// serveRequest runs the checks on c's request, whose body is in c.buf,
+// and answers it, or starts its exchange with the app.
+func (l *loopWorker) serveRequest(c *lconn, req *http.Request, body []byte, now time.Time) {
 	h := l.Handler
 	// The connection's own delivery: one request at a time is in
 	// progress on it.
 	c.dv = delivery{}
 	d := &c.dv
 	h.start(d, req)
+	// The body stays where it is until the answer (answer moves the next
+	// request's bytes over it only after end): c.buf grows only past it.
+	d.held = body
 	c.w = c.det.Writer(req, now)
 	if l.closing.Load() {
 		c.w.Header().Set("Connection", "close")

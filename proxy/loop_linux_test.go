@@ -413,3 +413,87 @@ func TestLoopWorkersShareConnections(t *testing.T) {
 		}
 	}
 }
+
+// rawWebhookBody is body POSTed to /hook as id, signed with testKey.
+func rawWebhookBody(id, body string) string {
+	h := signed(testKey, id, testNow, body)
+	return fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
+		len(body), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), body)
+}
+
+// TestLoopBodyInPlace: the loop checks and forwards a body where it read
+// it, in the connection's buffer. Bytes of the next request that arrive
+// during the exchange do not disturb it, each body reaches the app as
+// sent, and the body still counts against the budget: with no room, the
+// loop refuses 503 overloaded and forwards nothing.
+func TestLoopBodyInPlace(t *testing.T) {
+	release := make(chan struct{})
+	first := true
+	var mu sync.Mutex
+	rg, l := loopRig(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		wait := first
+		first = false
+		mu.Unlock()
+		if wait {
+			<-release
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	bodies := []string{
+		strings.Replace(validBody, "evt_1", "evt_A", 1) + strings.Repeat(" ", 7),
+		strings.Replace(validBody, "evt_1", "evt_BB", 1),
+	}
+	if _, err := io.WriteString(conn, rawWebhookBody("msg_h1", bodies[0])); err != nil {
+		t.Fatal(err)
+	}
+	// The first is at the app (which holds it) before the second is sent.
+	for deadline := time.Now().Add(5 * time.Second); len(rg.app.requests()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first webhook did not reach the app")
+		}
+	}
+	if _, err := io.WriteString(conn, rawWebhookBody("msg_h2", bodies[1])); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the loop reads it into the same buffer
+	close(release)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := range bodies {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 204 {
+			t.Errorf("answer %d: got %d, want 204", i, resp.StatusCode)
+		}
+	}
+	var got []string
+	for _, r := range rg.app.requests() {
+		got = append(got, r.Body)
+	}
+	if diff := cmp.Diff(bodies, got); diff != "" {
+		t.Errorf("bodies at the app (-sent +received):\n%s", diff)
+	}
+
+	rg.handler.budget.max = int64(len(validBody)) - 1
+	if got := rg.post(t, "/hook", signed(testKey, "msg_h3", testNow, validBody), validBody); got.Status != 503 || got.Reason != ReasonOverloaded {
+		t.Errorf("with no room in the budget: got %d %q, want 503 %s", got.Status, got.Reason, ReasonOverloaded)
+	}
+	if n := len(rg.app.requests()); n != 2 {
+		t.Errorf("app received %d requests, want the 2 before", n)
+	}
+	if used := rg.handler.budget.used.Load(); used != 0 {
+		t.Errorf("budget in use after all requests: %d, want 0", used)
+	}
+	if n, h := l.served.Load(), handedOff(rg.handler); n != 3 || h != 0 {
+		t.Errorf("loop answered %d and handed over %v, want 3 and 0", n, h)
+	}
+}

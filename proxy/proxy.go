@@ -187,7 +187,11 @@ type delivery struct {
 	span     trace.Span
 	rec      record
 	reserved int64 // body bytes reserved from the budget
-	claimed  bool  // a dedupe claim is held under key
+	// held, when not nil, is the whole body, already in memory where the
+	// caller keeps it unchanged until end (the event loop's connection
+	// buffer): it is checked and forwarded in place, not read again.
+	held     []byte
+	claimed  bool // a dedupe claim is held under key
 	key      idKey
 	acked    bool // the app (or postern, for an acknowledged unknown type) took it
 	released bool
@@ -277,7 +281,7 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request, d *delivery) (fo
 			Detail: "webhooks are delivered with POST"})
 		return false
 	}
-	body, reserved, perr := h.readBody(w, r)
+	body, reserved, perr := h.readBody(w, r, d.held)
 	d.reserved = reserved
 	rec.bytes = len(body)
 	if perr != nil {
@@ -364,10 +368,19 @@ func (h *Handler) respond(w http.ResponseWriter, d *delivery, ur *upstreamRespon
 
 // readBody reads the body under the size cap. The caller releases reserved
 // from the budget when done with the body.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, reserved int64, perr *Error) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, held []byte) (body []byte, reserved int64, perr *Error) {
 	if r.ContentLength > h.opts.MaxBodyBytes {
 		w.Header().Set("Connection", "close")
 		return nil, 0, h.tooLarge()
+	}
+	if held != nil {
+		// Already in memory: counted against the budget as a body read
+		// here would be, not copied.
+		if !h.budget.reserve(int64(len(held))) {
+			w.Header().Set("Connection", "close")
+			return nil, 0, h.overloaded()
+		}
+		return held, int64(len(held)), nil
 	}
 	src := r.Body
 	if r.ContentLength < 0 {
@@ -378,8 +391,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 	body, reserved, err := h.budget.readBody(src, r.ContentLength)
 	if errors.Is(err, errBudget) {
 		w.Header().Set("Connection", "close")
-		return nil, reserved, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonOverloaded,
-			Detail: "too many large bodies in flight; retry shortly", RetryAfter: retryAfterUnavailable}
+		return nil, reserved, h.overloaded()
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -390,6 +402,12 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 			Detail: "the request body could not be read", Err: err}
 	}
 	return body, reserved, nil
+}
+
+// overloaded is the answer to a body the budget has no room for.
+func (h *Handler) overloaded() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Reason: ReasonOverloaded,
+		Detail: "too many large bodies in flight; retry shortly", RetryAfter: retryAfterUnavailable}
 }
 
 // tooLarge is the answer to a body over MaxBodyBytes.
