@@ -6,19 +6,25 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // loopRig is a rig whose frontend is the event loop whatever the test
@@ -495,5 +501,132 @@ func TestLoopBodyInPlace(t *testing.T) {
 	}
 	if n, h := l.served.Load(), handedOff(rg.handler); n != 3 || h != 0 {
 		t.Errorf("loop answered %d and handed over %v, want 3 and 0", n, h)
+	}
+}
+
+// TestLoopAcceptOutOfDescriptors: when accepting fails for want of file
+// descriptors, the loop keeps the connection waiting in the listen queue,
+// says so in the log, and accepts and serves it once descriptors are free
+// again, as net/http's accept loop does.
+func TestLoopAcceptOutOfDescriptors(t *testing.T) {
+	var logged lockedBuffer
+	rg := newRig(t, nil, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(&logged, nil)) })
+	f := newLoopFrontend(t, rg.handler)
+	l := f.srv.(*Loop)
+
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	restore := sync.OnceFunc(func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+			t.Error(err)
+		}
+	})
+	defer restore()
+	// Room for exactly one more descriptor: the test's own end of the
+	// connection, so that the loop's accept fails. A new descriptor takes
+	// the lowest free number, so the gaps below the highest are filled
+	// first.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := 0
+	for _, e := range ents {
+		n, _ := strconv.Atoi(e.Name())
+		top = max(top, n)
+	}
+	var last int
+	for last < top {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		last = int(f.Fd())
+	}
+	low := old
+	low.Cur = uint64(last) + 2
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		restore()
+		t.Fatalf("dial with one descriptor left: %v", err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, rawWebhook(testKey, "msg_fd1")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("answered while no descriptor was free")
+	}
+	restore()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("after descriptors were freed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Errorf("after descriptors were freed: got %d, want 204", resp.StatusCode)
+	}
+	if n := l.served.Load(); n != 1 {
+		t.Errorf("loop answered %d requests, want 1", n)
+	}
+	if got := logged.String(); !strings.Contains(got, "accept failed; retrying in 100ms") || !strings.Contains(got, "too many open files") {
+		t.Errorf("log does not tell of the failed accept:\n%s", got)
+	}
+}
+
+// TestLoopEventTypeOutlivesBuffer: the event type, read out of a body that
+// lives in the loop's connection buffer, keeps its value after the buffer
+// is reused for the requests behind it: in the metric label of a schema
+// violation and in the span attribute exported after the delivery.
+func TestLoopEventTypeOutlivesBuffer(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	rg := newRig(t, nil, func(o *Options) { o.Tracer = tp.Tracer("test") })
+	f := newLoopFrontend(t, rg.handler)
+
+	violation := `{"eventType":"REFERRAL_CREATED","data":{"referralId":"r","customer_type":"INDIVIDUAL","status":"FAILED"}}`
+	unknown := strings.Replace(validBody, "REFERRAL_CREATED", "ZZ_UNLISTED_TYPE", 1)
+	answers := sendRaw(t, f.URL, rawWebhookBody("msg_e1", violation)+rawWebhookBody("msg_e2", unknown)+rawWebhook(testKey, "msg_e3"))
+	var got []int
+	for _, a := range answers {
+		got = append(got, a.Status)
+	}
+	if diff := cmp.Diff([]int{422, 204, 204}, got); diff != "" {
+		t.Fatalf("statuses (-want +got):\n%s", diff)
+	}
+
+	ch := make(chan prometheus.Metric, 8)
+	rg.handler.metrics.violations.Collect(ch)
+	close(ch)
+	var labels []string
+	for m := range ch {
+		var d dto.Metric
+		m.Write(&d)
+		for _, l := range d.GetLabel() {
+			labels = append(labels, l.GetValue())
+		}
+	}
+	if diff := cmp.Diff([]string{"REFERRAL_CREATED"}, labels); diff != "" {
+		t.Errorf("violation metric's event types (-want +got):\n%s", diff)
+	}
+	types := map[string]string{}
+	for _, s := range sr.Ended() {
+		a := attrsOf(s)
+		if id, ok := a["postern.msg_id"]; ok && s.SpanKind() == trace.SpanKindServer {
+			types[id] = a["postern.event_type"]
+		}
+	}
+	want := map[string]string{"msg_e1": "REFERRAL_CREATED", "msg_e2": "ZZ_UNLISTED_TYPE", "msg_e3": "REFERRAL_CREATED"}
+	if diff := cmp.Diff(want, types); diff != "" {
+		t.Errorf("server spans' event types (-want +got):\n%s", diff)
 	}
 }

@@ -478,7 +478,9 @@ func (h *Handler) validate(ctx context.Context, body []byte, rec *record) (event
 		span.End()
 	}()
 	// The document's strings are slices of body, which nothing writes to
-	// once it has been read; eventType stays one after the Doc is reused.
+	// while the delivery lasts; the body may be the event loop's buffer,
+	// reused after it, so eventType, which outlives it (a metric label, a
+	// span attribute exported later), is made a string of its own.
 	doc := docs.Get().(*strictjson.Doc)
 	defer putDoc(doc)
 	if err := doc.ParseString(unsafe.String(unsafe.SliceData(body), len(body))); err != nil {
@@ -490,6 +492,7 @@ func (h *Handler) validate(ctx context.Context, body []byte, rec *record) (event
 		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonMissingEventType,
 			Detail: "no non-empty string at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
 	}
+	eventType = h.opts.Schemas.Own(eventType)
 	known, err = h.opts.Schemas.Validate(eventType, doc)
 	if err != nil {
 		h.metrics.add(h.metrics.violations, eventType, "")

@@ -34,6 +34,7 @@ type Set struct {
 // compiled is one event type's schema: the library's, and the fast path's
 // when the schema only uses keywords the fast path implements.
 type compiled struct {
+	name string // the event type
 	lib  *jsonschema.Schema
 	fast *node // nil: the library always runs
 }
@@ -95,7 +96,8 @@ func compile(fsys fs.FS, base string) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: does not compile: %w", name, err)
 		}
-		s.schemas[strings.TrimSuffix(name, ".json")] = compiled{lib: sch, fast: compileFast(docs[name])}
+		t := strings.TrimSuffix(name, ".json")
+		s.schemas[t] = compiled{name: t, lib: sch, fast: compileFast(docs[name])}
 	}
 	return s, nil
 }
@@ -108,6 +110,16 @@ func (s *Set) EventTypes() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Own returns eventType as a string of its own: the set's copy of the name
+// for a known type, otherwise a copy. A name read out of a body shares the
+// body's memory, which its owner may reuse.
+func (s *Set) Own(eventType string) string {
+	if sch, ok := s.schemas[eventType]; ok {
+		return sch.name
+	}
+	return strings.Clone(eventType)
 }
 
 // Validate checks the document d holds (its root at index 0; d must hold a

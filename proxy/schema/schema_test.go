@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
@@ -159,5 +160,25 @@ func TestLoadDir(t *testing.T) {
 	}
 	if _, err := Load(t.TempDir()); err == nil {
 		t.Error("Load of an empty dir: got nil error")
+	}
+}
+
+// TestOwn: the name Own returns does not share the memory it was read
+// from, for a known event type and for an unknown one.
+func TestOwn(t *testing.T) {
+	set, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"REFERRAL_CREATED", "NOT_A_KNOWN_TYPE"} {
+		buf := []byte(name)
+		read := unsafe.String(unsafe.SliceData(buf), len(buf)) // as strictjson reads a body
+		own := set.Own(read)
+		for i := range buf {
+			buf[i] = 'x'
+		}
+		if own != name {
+			t.Errorf("Own(%q) = %q after its source changed", name, own)
+		}
 	}
 }
