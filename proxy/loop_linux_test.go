@@ -44,10 +44,13 @@ func loopRig(t *testing.T, handle http.HandlerFunc) (*rig, *Loop) {
 
 // rawWebhook is validBody POSTed to /hook as id, signed with key, as it
 // goes on the wire.
-func rawWebhook(key []byte, id string) string {
-	h := signed(key, id, testNow, validBody)
+func rawWebhook(key []byte, id string) string { return rawWebhookBody(key, id, validBody) }
+
+// rawWebhookBody is body POSTed to /hook as id, signed with key.
+func rawWebhookBody(key []byte, id, body string) string {
+	h := signed(key, id, testNow, body)
 	return fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
-		len(validBody), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+		len(body), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), body)
 }
 
 // handedOff is what the loop in front of h handed to the goroutine
@@ -420,13 +423,6 @@ func TestLoopWorkersShareConnections(t *testing.T) {
 	}
 }
 
-// rawWebhookBody is body POSTed to /hook as id, signed with testKey.
-func rawWebhookBody(id, body string) string {
-	h := signed(testKey, id, testNow, body)
-	return fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
-		len(body), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), body)
-}
-
 // TestLoopBodyInPlace: the loop checks and forwards a body where it read
 // it, in the connection's buffer. Bytes of the next request that arrive
 // during the exchange do not disturb it, each body reaches the app as
@@ -455,7 +451,7 @@ func TestLoopBodyInPlace(t *testing.T) {
 		strings.Replace(validBody, "evt_1", "evt_A", 1) + strings.Repeat(" ", 7),
 		strings.Replace(validBody, "evt_1", "evt_BB", 1),
 	}
-	if _, err := io.WriteString(conn, rawWebhookBody("msg_h1", bodies[0])); err != nil {
+	if _, err := io.WriteString(conn, rawWebhookBody(testKey, "msg_h1", bodies[0])); err != nil {
 		t.Fatal(err)
 	}
 	// The first is at the app (which holds it) before the second is sent.
@@ -464,7 +460,7 @@ func TestLoopBodyInPlace(t *testing.T) {
 			t.Fatal("the first webhook did not reach the app")
 		}
 	}
-	if _, err := io.WriteString(conn, rawWebhookBody("msg_h2", bodies[1])); err != nil {
+	if _, err := io.WriteString(conn, rawWebhookBody(testKey, "msg_h2", bodies[1])); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // the loop reads it into the same buffer
@@ -595,7 +591,7 @@ func TestLoopEventTypeOutlivesBuffer(t *testing.T) {
 
 	violation := `{"eventType":"REFERRAL_CREATED","data":{"referralId":"r","customer_type":"INDIVIDUAL","status":"FAILED"}}`
 	unknown := strings.Replace(validBody, "REFERRAL_CREATED", "ZZ_UNLISTED_TYPE", 1)
-	answers := sendRaw(t, f.URL, rawWebhookBody("msg_e1", violation)+rawWebhookBody("msg_e2", unknown)+rawWebhook(testKey, "msg_e3"))
+	answers := sendRaw(t, f.URL, rawWebhookBody(testKey, "msg_e1", violation)+rawWebhookBody(testKey, "msg_e2", unknown)+rawWebhook(testKey, "msg_e3"))
 	var got []int
 	for _, a := range answers {
 		got = append(got, a.Status)
