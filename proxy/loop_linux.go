@@ -39,8 +39,9 @@ import (
 // The loops share the listening socket, as nginx's workers do: each waits
 // on it with EPOLLEXCLUSIVE, so that the kernel wakes one loop that is
 // waiting for a new connection, and a loop takes one connection per round
-// of events. A connection then stays with the loop that accepted it, and
-// each loop keeps its own connections to the app.
+// of events and gives it to the loop with the fewest (see give). A
+// connection then stays with that loop, and each loop keeps its own
+// connections to the app.
 //
 // Timeouts are checked every loopTick: the header, idle and write
 // timeouts are Fallback's, and can end up to loopTick late.
@@ -69,7 +70,8 @@ type Loop struct {
 	up        *net.TCPAddr // the app's address
 }
 
-// loopWorker is one loop; its fields are touched only by its thread.
+// loopWorker is one loop; its fields are touched only by its thread, but
+// for senders, inbox and wake (see there and signal).
 type loopWorker struct {
 	*Loop
 	ep   int
