@@ -164,6 +164,7 @@ type lconn struct {
 	lastUsed   time.Time
 	request    []byte // what was written, for a retry on a new connection
 	hd         respHead
+	ur         upstreamResponse // the answer parsed last
 }
 
 // errNeedMore is what an answer's parse meets when the rest has not
@@ -1002,7 +1003,10 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 	if !complete {
 		return nil, 0, errNeedMore // larger than maxResponseBytes: streamed
 	}
-	ur = &upstreamResponse{status: hd.status, body: body}
+	// The answer is the connection's, as a Request is its sender's: it
+	// is used up when replyApp has rendered the sender's answer.
+	ur = &a.ur
+	*ur = upstreamResponse{status: hd.status, body: body}
 	hd.header(&ur.header, len(ur.body))
 	return ur, len(a.buf) - len(l.src.b) - br.Buffered(), nil
 }

@@ -84,12 +84,10 @@ func (d *Detached) Finish() (out []byte, keep bool) {
 	c := &d.c
 	d.out.Reset()
 	ok := c.resp.finish()
+	// What the handler left of the body is dropped with it: the body is
+	// all in memory (SetBody), so it ends, unlike serveOne's, without
+	// being read.
 	keep = ok && !c.broken && !c.resp.closeAfter
-	// What the handler left of the body is dropped, as serveOne does; it
-	// is all in memory.
-	if !c.body.eof && !c.body.discard() {
-		keep = false
-	}
 	out = d.out.Bytes()
 	if d.out.Cap() > 64<<10 {
 		d.out = bytes.Buffer{} // the caller keeps the large one

@@ -109,8 +109,18 @@ func (c *conn) parseRequest(block string) (*http.Request, *requestError) {
 
 	h := c.header
 	clear(h)
-	// One slab for all values, as net/textproto does.
-	vals := make([]string, strings.Count(rest, "\n"))
+	// One slab for all values, as net/textproto does, reused as the
+	// header map is.
+	vals := c.vals[:0]
+	if n := strings.Count(rest, "\n"); n <= cap(vals) {
+		vals = vals[:n]
+		clear(vals)
+	} else {
+		vals = make([]string, n)
+		if n <= 64 {
+			c.vals = vals
+		}
+	}
 	var (
 		host, contentLength, te string
 		nHost, nCL, nTE         int

@@ -273,6 +273,7 @@ type conn struct {
 	// Reused per request.
 	scratch []byte
 	header  http.Header
+	vals    []string // the slab of the header's values
 	body    body
 	resp    response
 	broken  bool         // a read or write failed: no more requests
