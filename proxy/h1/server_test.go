@@ -111,20 +111,26 @@ func TestKeepAlive(t *testing.T) {
 }
 
 // TestPipelined: requests sent together are answered in order, and each
-// is seen as itself, though the connection reuses one Request and URL:
-// nothing of a query, a chunked body or a length carries over.
+// is seen as itself, though the connection reuses one Request, URL, header
+// map and slab of header values: nothing of a query, a header, a chunked
+// body or a length carries over.
 func TestPipelined(t *testing.T) {
 	h := newRecorder()
 	ts := startServer(t, h, nil)
 	c := dial(t, ts.addr)
-	c.send("POST /first?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
-		"POST /second HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+	c.send("POST /first?x=1 HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nContent-Length: 5\r\nX-B: 2\r\nX-A: 3\r\n\r\nhello" +
+		"POST /second HTTP/1.1\r\nHost: a\r\nX-C: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
 		"GET /third HTTP/1.1\r\nHost: a\r\n\r\n")
 	for _, want := range []struct {
 		path, query, body string
 		length            int64
 		te                []string
-	}{{"/first", "x=1", "hello", 5, nil}, {"/second", "", "abc", -1, []string{"chunked"}}, {"/third", "", "", 0, nil}} {
+		header            http.Header
+	}{
+		{"/first", "x=1", "hello", 5, nil, http.Header{"X-A": {"1", "3"}, "X-B": {"2"}, "Content-Length": {"5"}}},
+		{"/second", "", "abc", -1, []string{"chunked"}, http.Header{"X-C": {"4"}}},
+		{"/third", "", "", 0, nil, http.Header{}},
+	} {
 		resp, got := c.mustRead("POST")
 		if resp.StatusCode != 200 || got != "ok "+want.path || resp.Close {
 			t.Fatalf("status %d, body %q, close %v; want 200, %q, keep-alive", resp.StatusCode, got, resp.Close, "ok "+want.path)
@@ -135,6 +141,9 @@ func TestPipelined(t *testing.T) {
 			t.Errorf("handler saw %s?%s body %q (err %q) length %d coding %v, want %s?%s body %q length %d coding %v",
 				s.Path, s.RawQuery, s.Body, s.BodyErr, s.ContentLength, s.TransferEncoding,
 				want.path, want.query, want.body, want.length, want.te)
+		}
+		if diff := cmp.Diff(want.header, s.Header); diff != "" {
+			t.Errorf("%s: header (-want +got):\n%s", want.path, diff)
 		}
 	}
 	h.none(t)
