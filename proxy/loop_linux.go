@@ -93,6 +93,14 @@ type loopWorker struct {
 	dets  []*h1.Detached
 	bufs  [][]byte
 	toApp []*lconn // app connections with a request to write
+	// reusing is set when the round picked a pooled app connection;
+	// late holds the events that the check before the round's writes
+	// found (see checkPicked), and pending those of them for the next
+	// round, which runs first.
+	reusing bool
+	late    []syscall.EpollEvent
+	pending []syscall.EpollEvent
+	round   []syscall.EpollEvent
 
 	lastScan time.Time
 	// acceptAgain, when not zero, is when accepting resumes after a
@@ -327,6 +335,7 @@ func (w *loopWorker) init() error {
 		return err
 	}
 	w.conns = make(map[int]*lconn)
+	w.late = make([]syscall.EpollEvent, 64)
 	w.rbuf = make([]byte, 64<<10)
 	w.bw = bufio.NewWriterSize(&w.req, 16<<10)
 	w.abr = bufio.NewReaderSize(&w.src, 8<<10)
@@ -444,6 +453,9 @@ func (l *loopWorker) run() {
 		if len(l.conns) > 0 || !l.acceptAgain.IsZero() {
 			timeout = int(loopTick / time.Millisecond)
 		}
+		if len(l.pending) > 0 {
+			timeout = 0
+		}
 		n, err := syscall.EpollWait(l.ep, events, timeout)
 		if err != nil && err != syscall.EINTR {
 			l.Handler.opts.Log.Error("event loop stopped", "error", err.Error())
@@ -453,7 +465,15 @@ func (l *loopWorker) run() {
 			continue
 		}
 		now := time.Now()
-		for _, ev := range events[:max(n, 0)] {
+		round := events[:max(n, 0)]
+		if len(l.pending) > 0 {
+			// The events the last round's check took go first: an fd
+			// seen twice is read once more and finds nothing.
+			l.round = append(append(l.round[:0], l.pending...), round...)
+			l.pending = l.pending[:0]
+			round = l.round
+		}
+		for _, ev := range round {
 			fd := int(ev.Fd)
 			switch fd {
 			case l.lfd:
@@ -490,13 +510,60 @@ func (l *loopWorker) run() {
 // writeToApp writes the requests for the app that this round of events
 // made.
 func (l *loopWorker) writeToApp(now time.Time) {
-	for i, a := range l.toApp {
+	if l.reusing {
+		l.checkPicked(now)
+	}
+	for i := 0; i < len(l.toApp); i++ { // checkPicked may add some
+		a := l.toApp[i]
 		l.toApp[i] = nil
 		if !a.closed && a.sender != nil && len(a.out) > 0 {
 			l.flush(a, now)
 		}
 	}
 	l.toApp = l.toApp[:0]
+}
+
+// errStray is the failure of a pooled app connection on which bytes, or
+// the app's close, arrived before any of the request was written.
+var errStray = errors.New("the app sent bytes or closed before the request was written")
+
+// checkPicked looks, right before the round's requests are written, for
+// what arrived since the round's events were read: bytes (or a close) on
+// a pooled connection that this round picked, and has not written to yet,
+// cannot be the answer to its request, and must never be read as one. Its
+// request is sent again on a new connection, as for a reused connection
+// that fails before any answer; an idle connection stirred is closed; any
+// other event is kept for the next round. One epoll_wait per round that
+// reuses a connection, where a peek at each pick cost one per request and
+// left more time between the check and the write.
+func (l *loopWorker) checkPicked(now time.Time) {
+	l.reusing = false
+	const stirred = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLERR | syscall.EPOLLHUP
+	for {
+		n, err := syscall.EpollWait(l.ep, l.late, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		for _, ev := range l.late[:n] {
+			a := l.conns[int(ev.Fd)]
+			switch {
+			case a == nil || !a.toApp || a.closed || ev.Events&stirred == 0:
+			case a.sender == nil:
+				l.drop(a)
+				continue
+			case a.reused && !a.gotBytes && len(a.out) > 0 && len(a.out) == len(a.request):
+				l.appFailed(a, errStray, now)
+				continue
+			}
+			l.pending = append(l.pending, ev)
+		}
+		if n < len(l.late) {
+			return // all taken: the rest are in l.pending
+		}
+	}
 }
 
 // closeQuiet closes the connections with nothing in progress (all of them
@@ -872,26 +939,15 @@ func (l *loopWorker) pooled(now time.Time) *lconn {
 		if a.closed {
 			continue
 		}
-		if now.Sub(a.lastUsed) >= timeout || !quiet(a.fd) {
+		if now.Sub(a.lastUsed) >= timeout {
 			l.drop(a)
 			continue
 		}
 		a.reused = true
+		l.reusing = true
 		return a
 	}
 	return nil
-}
-
-// quiet reports whether nothing waits to be read on fd, as the goroutine
-// engine's pool checks before reuse: bytes an app sent on an idle
-// connection, or its close, must never be read as the next request's
-// answer. Epoll announces them too, but only in a later round of events,
-// after this round may have picked the connection.
-func quiet(fd int) bool {
-	var b [1]byte
-	_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return e == syscall.EAGAIN
 }
 
 // dial starts a connection to the app.

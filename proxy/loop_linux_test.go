@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -624,5 +625,182 @@ func TestLoopEventTypeOutlivesBuffer(t *testing.T) {
 	want := map[string]string{"msg_e1": "REFERRAL_CREATED", "msg_e2": "ZZ_UNLISTED_TYPE", "msg_e3": "REFERRAL_CREATED"}
 	if diff := cmp.Diff(want, types); diff != "" {
 		t.Errorf("server spans' event types (-want +got):\n%s", diff)
+	}
+}
+
+// strayApp answers every request 500 and, on demand, sends a 200 that
+// nobody asked for on its first connection.
+type strayApp struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	ids   []string // the message ids received, and on which connection
+	wg    sync.WaitGroup
+}
+
+func startStrayApp(t *testing.T) *strayApp {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &strayApp{ln: ln}
+	a.wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			a.mu.Lock()
+			a.conns = append(a.conns, conn)
+			n := len(a.conns)
+			a.mu.Unlock()
+			a.wg.Go(func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					a.mu.Lock()
+					a.ids = append(a.ids, fmt.Sprintf("%s on %d", req.Header.Get("Svix-Id"), n))
+					a.mu.Unlock()
+					io.WriteString(conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		a.mu.Lock()
+		for _, c := range a.conns {
+			c.Close()
+		}
+		a.mu.Unlock()
+		a.wg.Wait()
+	})
+	return a
+}
+
+// stray writes an unsolicited 200 on the app's first connection.
+func (a *strayApp) stray(t *testing.T) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.conns) == 0 {
+		t.Fatal("the app has no connection")
+	}
+	io.WriteString(a.conns[0], "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+}
+
+// stallHandler is an audit handler that holds the loop, inside the audit
+// record of the message ids in gates, until the gate is closed.
+type stallHandler struct {
+	reached chan string
+	gates   map[string]chan struct{}
+}
+
+func (s *stallHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (s *stallHandler) WithAttrs([]slog.Attr) slog.Handler       { return s }
+func (s *stallHandler) WithGroup(string) slog.Handler            { return s }
+func (s *stallHandler) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "msg_id" {
+			return true
+		}
+		if g, ok := s.gates[a.Value.String()]; ok {
+			s.reached <- a.Value.String()
+			<-g
+		}
+		return false
+	})
+	return nil
+}
+
+// TestLoopStrayBytesOnPickedConnection holds that bytes an app sends on a
+// pooled connection after a round of the loop picked it for a request,
+// but before that request was written, are never read as its answer. The
+// loop is held in the audit record of a forged request (C) that arrived
+// after the valid one (B) in the same round of events, so B has picked the
+// app's idle connection and is not written yet when the app sends an
+// unsolicited 200 on it. B must get the app's own answer, 500, from a new
+// connection. (A peek at the pick, as the loop made before, let the 200
+// through: it had looked before the bytes came.)
+func TestLoopStrayBytesOnPickedConnection(t *testing.T) {
+	app := startStrayApp(t)
+	stall := &stallHandler{reached: make(chan string), gates: map[string]chan struct{}{
+		"msg_stall1": make(chan struct{}), "msg_stall2": make(chan struct{}),
+	}}
+	h := newHandler(t, "http://"+app.ln.Addr().String(), func(o *Options) {
+		o.Now = func() time.Time { return testNow }
+		o.Audit = slog.New(stall)
+	})
+	// One loop, so that one round of events holds B and C, and one pool
+	// the idle connection.
+	f := startFrontend(t, &Loop{Handler: h, Fallback: NewListener(h, h.opts.UpstreamTimeout, nil), Workers: 1})
+	t.Cleanup(f.Close)
+	addr := strings.TrimPrefix(f.URL, "http://")
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+	status := func(br *bufio.Reader) int {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("reading an answer: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	wrongKey := []byte("another key, not the sender's ..")
+
+	// A leaves an idle connection in the loop's pool.
+	ca, bra := dial()
+	io.WriteString(ca, rawWebhook(testKey, "msg_a"))
+	if got := status(bra); got != 500 {
+		t.Fatalf("A: got %d, want the app's 500", got)
+	}
+	// The loop is held in S1's audit record while B, then C, arrive on
+	// connections it has already accepted, so that the next round of
+	// events has B's request first and C's second.
+	cs, brs := dial()
+	cb, brb := dial()
+	cc, brc := dial()
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(cs, rawWebhook(wrongKey, "msg_stall1"))
+	if got := <-stall.reached; got != "msg_stall1" {
+		t.Fatalf("held in %s, want msg_stall1", got)
+	}
+	io.WriteString(cb, rawWebhook(testKey, "msg_b"))
+	time.Sleep(30 * time.Millisecond)
+	io.WriteString(cc, rawWebhook(wrongKey, "msg_stall2"))
+	time.Sleep(30 * time.Millisecond)
+	close(stall.gates["msg_stall1"])
+	// One round: B picks the idle connection, then C holds the loop.
+	if got := <-stall.reached; got != "msg_stall2" {
+		t.Fatalf("held in %s, want msg_stall2", got)
+	}
+	app.stray(t)
+	time.Sleep(30 * time.Millisecond)
+	close(stall.gates["msg_stall2"])
+
+	if got := status(brb); got != 500 {
+		t.Errorf("B: got %d, want the app's 500 (the unsolicited 200 must not answer it)", got)
+	}
+	for name, br := range map[string]*bufio.Reader{"S1": brs, "C": brc} {
+		if got := status(br); got != 401 {
+			t.Errorf("%s: got %d, want 401", name, got)
+		}
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if diff := cmp.Diff([]string{"msg_a on 1", "msg_b on 2"}, app.ids); diff != "" {
+		t.Errorf("what the app received (-want +got):\n%s", diff)
 	}
 }
