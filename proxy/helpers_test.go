@@ -219,14 +219,11 @@ func startFrontend(t testing.TB, srv listener) *frontend {
 		done:   make(chan struct{}),
 		client: &http.Client{Transport: &http.Transport{}},
 	}
-	serve := func() error { return srv.Serve(ln) }
-	if l, ok := srv.(*Loop); ok {
-		// Started now, as Server.Run does: the loops' goroutines are
-		// running before a test counts goroutines.
-		if err := l.start(ln); err != nil {
-			t.Fatal(err)
-		}
-		serve = l.wait
+	// Started now, as Server.Run does: the loops' goroutines are running
+	// before a test counts goroutines.
+	serve, err := start(srv, ln)
+	if err != nil {
+		t.Fatal(err)
 	}
 	go func() {
 		defer close(f.done)

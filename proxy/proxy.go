@@ -492,8 +492,7 @@ func (h *Handler) validate(ctx context.Context, body []byte, rec *record) (event
 		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonMissingEventType,
 			Detail: "no non-empty string at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
 	}
-	eventType = h.opts.Schemas.Own(eventType)
-	known, err = h.opts.Schemas.Validate(eventType, doc)
+	eventType, known, err = h.opts.Schemas.Validate(eventType, doc)
 	if err != nil {
 		h.metrics.add(h.metrics.violations, eventType, "")
 		return eventType, known, &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonSchemaViolation,

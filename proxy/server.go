@@ -46,6 +46,19 @@ type listener interface {
 	Close() error
 }
 
+// start has srv serve ln and returns the function that serves until srv
+// stops. A Loop's loops are running when start returns, before the caller
+// says it listens; other listeners start serving when the function runs.
+func start(srv listener, ln net.Listener) (serve func() error, err error) {
+	if l, ok := srv.(*Loop); ok {
+		if err := l.start(ln); err != nil {
+			return nil, err
+		}
+		return l.wait, nil
+	}
+	return func() error { return srv.Serve(ln) }, nil
+}
+
 // Engines, the values of Server.Engine.
 const (
 	EngineLoop      = "loop"
@@ -112,14 +125,10 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          errLog,
 	}
 	errc := make(chan error, 2)
-	serve := func() error { return main.Serve(ln) }
-	if l, ok := main.(*Loop); ok {
-		// The loops run before OnListen is called.
-		if err := l.start(ln); err != nil {
-			aln.Close()
-			return err
-		}
-		serve = l.wait
+	serve, err := start(main, ln)
+	if err != nil {
+		aln.Close()
+		return err
 	}
 	go func() { errc <- serve() }()
 	go func() { errc <- admin.Serve(aln) }()

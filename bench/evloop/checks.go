@@ -148,7 +148,8 @@ func (ck *checker) request(req []byte, start time.Time, remote string) (out []by
 	if err != nil {
 		return nil, http.StatusBadRequest, msgID, ""
 	}
-	if known, err := ck.schemas.Validate(eventType, &ck.doc); !known || err != nil {
+	var known bool
+	if eventType, known, err = ck.schemas.Validate(eventType, &ck.doc); !known || err != nil {
 		return nil, http.StatusUnprocessableEntity, msgID, eventType
 	}
 	ck.validate.Observe(time.Since(t1).Seconds())

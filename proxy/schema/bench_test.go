@@ -14,7 +14,7 @@ func BenchmarkValidate(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := set.Validate("REFERRAL_CREATED", doc); err != nil {
+			if _, _, err := set.Validate("REFERRAL_CREATED", doc); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -195,7 +195,7 @@ func TestFastPath(t *testing.T) {
 			if (got == valid && libErr != nil) || (got == invalid && libErr == nil) {
 				t.Errorf("fast path says %v, library says %v", got, libErr)
 			}
-			if _, err := set.Validate(tt.eventType, doc); (err == nil) != tt.libOK {
+			if _, _, err := set.Validate(tt.eventType, doc); (err == nil) != tt.libOK {
 				t.Errorf("Validate: got %v, want ok=%v", err, tt.libOK)
 			}
 		})
@@ -218,7 +218,7 @@ func TestFastPathTaken(t *testing.T) {
 		t.Fatalf("fast path on the 1 KiB body: got %v, want valid", got)
 	}
 	allocs := testing.AllocsPerRun(100, func() {
-		if _, err := set.Validate("REFERRAL_CREATED", doc); err != nil {
+		if _, _, err := set.Validate("REFERRAL_CREATED", doc); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -242,7 +242,7 @@ func TestFastPathUnsupported(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := set.Validate("UNSUPPORTED", parse(t, tt.body))
+			_, _, err := set.Validate("UNSUPPORTED", parse(t, tt.body))
 			if tt.wantDetail == "" {
 				if err != nil {
 					t.Errorf("got %v, want valid", err)
@@ -391,7 +391,7 @@ func TestHugeNumbers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.eventType+" "+tt.body, func(t *testing.T) {
-			known, err := set.Validate(tt.eventType, parse(t, tt.body))
+			_, known, err := set.Validate(tt.eventType, parse(t, tt.body))
 			if !known || !errors.Is(err, ErrViolation) || !strings.Contains(err.Error(), "too large or too small") {
 				t.Errorf("got known=%v, %v; want a violation naming the number", known, err)
 			}

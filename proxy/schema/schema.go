@@ -112,41 +112,35 @@ func (s *Set) EventTypes() []string {
 	return out
 }
 
-// Own returns eventType as a string of its own: the set's copy of the name
-// for a known type, otherwise a copy. A name read out of a body shares the
-// body's memory, which its owner may reuse.
-func (s *Set) Own(eventType string) string {
-	if sch, ok := s.schemas[eventType]; ok {
-		return sch.name
-	}
-	return strings.Clone(eventType)
-}
-
 // Validate checks the document d holds (its root at index 0; d must hold a
 // parsed document) against the schema of eventType. known is false when
 // there is no schema for eventType. A violation wraps ErrViolation and names
 // the failing fields.
 //
+// name is eventType as a string of its own: the set's copy of the name for
+// a known type, otherwise a copy. A name read out of a body shares the
+// body's memory, which its owner may reuse.
+//
 // A fast validator compiled with the schema answers first, on d itself,
 // when it can tell for certain that the document is valid; otherwise the
 // library decides on the value tree d.Value(0) builds, and words the
 // violation.
-func (s *Set) Validate(eventType string, d *strictjson.Doc) (known bool, err error) {
+func (s *Set) Validate(eventType string, d *strictjson.Doc) (name string, known bool, err error) {
 	sch, ok := s.schemas[eventType]
 	if !ok {
-		return false, nil
+		return strings.Clone(eventType), false, nil
 	}
 	if sch.fast != nil && sch.fast.check(d, 0) == valid {
-		return true, nil
+		return sch.name, true, nil
 	}
 	if err := libValidate(sch.lib, d.Value(0)); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return true, fmt.Errorf("%w: %s", ErrViolation, describe(ve))
+			return sch.name, true, fmt.Errorf("%w: %s", ErrViolation, describe(ve))
 		}
-		return true, fmt.Errorf("%w: %v", ErrViolation, err)
+		return sch.name, true, fmt.Errorf("%w: %v", ErrViolation, err)
 	}
-	return true, nil
+	return sch.name, true, nil
 }
 
 // errUncheckable stands for a panic inside the library: jsonschema/v6

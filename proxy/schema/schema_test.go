@@ -111,7 +111,7 @@ func TestBuiltinSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			known, err := set.Validate("REFERRAL_CREATED", parse(t, tt.doc))
+			_, known, err := set.Validate("REFERRAL_CREATED", parse(t, tt.doc))
 			if !known {
 				t.Fatal("REFERRAL_CREATED unknown")
 			}
@@ -126,7 +126,7 @@ func TestBuiltinSchema(t *testing.T) {
 			}
 		})
 	}
-	if known, err := set.Validate("OTHER", parse(t, `{}`)); known || err != nil {
+	if _, known, err := set.Validate("OTHER", parse(t, `{}`)); known || err != nil {
 		t.Errorf("unknown type: got %v, %v, want false, nil", known, err)
 	}
 }
@@ -143,10 +143,10 @@ func TestLoadDir(t *testing.T) {
 	if got := strings.Join(set.EventTypes(), ","); got != "USER_CREATED,defs" {
 		t.Errorf("event types %q, want USER_CREATED,defs", got)
 	}
-	if _, err := set.Validate("USER_CREATED", parse(t, `{"id":"x_1"}`)); !errors.Is(err, ErrViolation) {
+	if _, _, err := set.Validate("USER_CREATED", parse(t, `{"id":"x_1"}`)); !errors.Is(err, ErrViolation) {
 		t.Errorf("cross-file $ref not applied: got %v", err)
 	}
-	if _, err := set.Validate("REFERRAL_CREATED", parse(t, `{}`)); err != nil {
+	if _, _, err := set.Validate("REFERRAL_CREATED", parse(t, `{}`)); err != nil {
 		t.Errorf("built-in set should be replaced: got %v", err)
 	}
 
@@ -163,22 +163,33 @@ func TestLoadDir(t *testing.T) {
 	}
 }
 
-// TestOwn: the name Own returns does not share the memory it was read
-// from, for a known event type and for an unknown one.
-func TestOwn(t *testing.T) {
+// TestValidateName: the name Validate returns does not share the memory it
+// was read from, for a known event type (on a valid document and on a
+// violation) and for an unknown one.
+func TestValidateName(t *testing.T) {
 	set, err := Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"REFERRAL_CREATED", "NOT_A_KNOWN_TYPE"} {
-		buf := []byte(name)
+	valid := `{"eventType":"REFERRAL_CREATED","eventId":"evt_1","createdAt":"2026-11-26T10:00:00Z","data":{"referralId":"ref_1","customer_type":"INDIVIDUAL","status":"CREATED"}}`
+	for _, tt := range []struct {
+		name, doc string
+		known     bool
+		violation bool
+	}{
+		{"REFERRAL_CREATED", valid, true, false},
+		{"REFERRAL_CREATED", `{}`, true, true},
+		{"NOT_A_KNOWN_TYPE", `{}`, false, false},
+	} {
+		buf := []byte(tt.name)
 		read := unsafe.String(unsafe.SliceData(buf), len(buf)) // as strictjson reads a body
-		own := set.Own(read)
+		own, known, err := set.Validate(read, parse(t, tt.doc))
 		for i := range buf {
 			buf[i] = 'x'
 		}
-		if own != name {
-			t.Errorf("Own(%q) = %q after its source changed", name, own)
+		if own != tt.name || known != tt.known || errors.Is(err, ErrViolation) != tt.violation {
+			t.Errorf("Validate(%q, %s) = %q, %v, %v after its source changed; want %q, %v, violation %v",
+				tt.name, tt.doc, own, known, err, tt.name, tt.known, tt.violation)
 		}
 	}
 }
