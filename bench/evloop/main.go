@@ -14,10 +14,13 @@
 //
 //	evloop -listen 127.0.0.1:18082 -upstream http://127.0.0.1:18080
 //	evloop -checks -secret whsec_... -audit FILE -listen ... -upstream ...
+//	evloop -uring -listen ... -upstream ...
 //
 // With -checks it also runs postern's checks on each request, with
 // postern's own packages (see checker in checks.go): what they would cost
-// on an event loop (the evchecks row).
+// on an event loop (the evchecks row). With -uring it writes through
+// io_uring (see uring.go): what batching a round's system calls would save
+// (the evuring row).
 //
 // It reads once per readiness edge (again only when the read filled its
 // buffer), as nginx does, and uses raw system calls for reads and writes,
@@ -70,11 +73,22 @@ func main() {
 	checks := flag.Bool("checks", false, "run postern's checks on each request (see checker)")
 	secret := flag.String("secret", "", "with -checks: the signing secret (whsec_...)")
 	audit := flag.String("audit", os.DevNull, "with -checks: where the audit records go")
+	useUring := flag.Bool("uring", false, "write through io_uring, a round's writes with one system call (see uring.go)")
+	probe := flag.Bool("probe", false, "with -uring: only check that io_uring can be set up, and exit")
 	flag.Parse()
 	if *checks {
 		ck = newChecker(*secret, *audit)
 	}
 	runtime.LockOSThread()
+	if *useUring {
+		var err error
+		if ring, err = newUring(); err != nil {
+			check(fmt.Errorf("io_uring: %w", err))
+		}
+		if *probe {
+			return
+		}
+	}
 	target, err := url.Parse(*upstream)
 	check(err)
 	ua, err := net.ResolveTCPAddr("tcp4", target.Host)
@@ -113,6 +127,9 @@ func main() {
 			}
 			readable(c)
 		}
+		if ring != nil {
+			ring.flush()
+		}
 	}
 }
 
@@ -146,7 +163,11 @@ func closeConn(c *conn) {
 	}
 	c.closed = true
 	delete(conns, c.fd)
-	syscall.Close(c.fd)
+	if ring != nil && len(ring.queued) > 0 {
+		ring.toClose = append(ring.toClose, c.fd)
+	} else {
+		syscall.Close(c.fd)
+	}
 	if c.peer != nil {
 		p := c.peer
 		c.peer, p.peer = nil, nil
@@ -249,7 +270,7 @@ func clientData(c *conn) {
 		return
 	}
 	c.peer, u.peer = u, c
-	if !writeAll(u.fd, req) {
+	if !send(u, req) {
 		closeConn(u)
 		return
 	}
@@ -275,7 +296,7 @@ func upstreamData(u *conn) {
 	if n == 0 {
 		return
 	}
-	ok := writeAll(c.fd, u.buf[:n])
+	ok := send(c, u.buf[:n])
 	if ck != nil && n >= 12 {
 		status, _ := strconv.Atoi(string(u.buf[9:12])) // "HTTP/1.1 204 ..."
 		ck.done(c, status, status)
@@ -318,13 +339,23 @@ func upstreamConn() *conn {
 }
 
 // reply writes a fixed answer of the proxy's own.
-func reply(c *conn, s string) { writeAll(c.fd, []byte(s)) }
+func reply(c *conn, s string) { send(c, []byte(s)) }
 
-// writeAll writes b in one write, and reports whether it all went out: the
+// send writes b to c in one write, and reports whether it all went out: the
 // benchmark's messages are small and the socket buffers empty, so a short
 // write fails the request rather than wait for the socket (a floor, not a
-// proxy).
-func writeAll(fd int, b []byte) bool {
+// proxy). With -uring the write is queued for the round's end, and one
+// that fails there closes c then.
+func send(c *conn, b []byte) bool {
+	if ring != nil {
+		ring.send(c, b)
+		return true
+	}
+	return writeDirect(c.fd, b)
+}
+
+// writeDirect is one write(2) of b.
+func writeDirect(fd int, b []byte) bool {
 	n, err := rawWrite(fd, b)
 	return err == nil && n == len(b)
 }
