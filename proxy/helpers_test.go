@@ -221,7 +221,7 @@ func startFrontend(t testing.TB, srv listener) *frontend {
 	}
 	// Started now, as Server.Run does: the loops' goroutines are running
 	// before a test counts goroutines.
-	serve, err := start(srv, ln)
+	serve, err := startServing(srv, ln)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,10 +46,11 @@ type listener interface {
 	Close() error
 }
 
-// start has srv serve ln and returns the function that serves until srv
-// stops. A Loop's loops are running when start returns, before the caller
-// says it listens; other listeners start serving when the function runs.
-func start(srv listener, ln net.Listener) (serve func() error, err error) {
+// startServing has srv serve ln and returns the function that serves
+// until srv stops. A Loop's loops are running when startServing returns,
+// before the caller says it listens; other listeners start serving when
+// the function runs.
+func startServing(srv listener, ln net.Listener) (serve func() error, err error) {
 	if l, ok := srv.(*Loop); ok {
 		if err := l.start(ln); err != nil {
 			return nil, err
@@ -125,7 +126,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          errLog,
 	}
 	errc := make(chan error, 2)
-	serve, err := start(main, ln)
+	serve, err := startServing(main, ln)
 	if err != nil {
 		aln.Close()
 		return err
