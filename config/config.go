@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,8 +180,10 @@ func (c *Config) validate() []string {
 		p = append(p, Prefix+name+": "+fmt.Sprintf(format, args...))
 	}
 	for _, a := range []struct{ name, addr string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}} {
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
 			add(a.name, "%q is not host:port (e.g. :8090 or 127.0.0.1:8090)", a.addr)
+		} else if !isPort(port, 0) {
+			add(a.name, "port %q is not a number from 0 to 65535", port)
 		}
 	}
 	if c.ListenAddr == c.AdminAddr && !strings.HasSuffix(c.ListenAddr, ":0") {
@@ -268,10 +271,19 @@ func checkUpstream(raw string, allowRemote bool) string {
 	if u.User != nil {
 		return "must not contain credentials"
 	}
+	if p := u.Port(); p != "" && !isPort(p, 1) {
+		return fmt.Sprintf("port %q is not a number from 1 to 65535", p)
+	}
 	if allowRemote || isLoopback(u.Hostname()) {
 		return ""
 	}
 	return fmt.Sprintf("host %q is not loopback; set POSTERN_ALLOW_REMOTE_UPSTREAM=true to allow it", u.Hostname())
+}
+
+// isPort reports whether p is a decimal port number from min to 65535.
+func isPort(p string, min int) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && p[0] != '+' && p[0] != '-' && n >= min && n <= 65535
 }
 
 func isLoopback(host string) bool {

@@ -234,6 +234,12 @@ func TestLoadProblems(t *testing.T) {
 		{name: "bad boolean", environ: withSecret("POSTERN_AUDIT_BODY=yes please"), want: []string{"POSTERN_AUDIT_BODY"}},
 		{name: "listen address without port", environ: withSecret("POSTERN_LISTEN_ADDR=8090"), want: []string{"POSTERN_LISTEN_ADDR"}},
 		{name: "admin address same as listen", environ: withSecret("POSTERN_ADMIN_ADDR=:8090"), want: []string{"POSTERN_ADMIN_ADDR"}},
+		{name: "listen port out of range", environ: withSecret("POSTERN_LISTEN_ADDR=:99999"), want: []string{"POSTERN_LISTEN_ADDR"}},
+		{name: "admin port out of range", environ: withSecret("POSTERN_ADMIN_ADDR=127.0.0.1:65536"), want: []string{"POSTERN_ADMIN_ADDR"}},
+		{name: "listen port a name", environ: withSecret("POSTERN_LISTEN_ADDR=:http"), want: []string{"POSTERN_LISTEN_ADDR"}},
+		{name: "listen port signed", environ: withSecret("POSTERN_LISTEN_ADDR=:+8090"), want: []string{"POSTERN_LISTEN_ADDR"}},
+		{name: "listen port empty", environ: withSecret("POSTERN_LISTEN_ADDR=127.0.0.1:"), want: []string{"POSTERN_LISTEN_ADDR"}},
+		{name: "highest ports", environ: withSecret("POSTERN_LISTEN_ADDR=:65535", "POSTERN_ADMIN_ADDR=[::1]:65534")},
 
 		{name: "remote IP upstream", environ: withSecret("POSTERN_UPSTREAM_URL=http://10.0.0.5:8080"), want: []string{"POSTERN_UPSTREAM_URL"}},
 		{name: "remote name upstream", environ: withSecret("POSTERN_UPSTREAM_URL=http://app.internal:8080"), want: []string{"POSTERN_UPSTREAM_URL"}},
@@ -251,6 +257,8 @@ func TestLoadProblems(t *testing.T) {
 		{name: "other 127/8 upstream", environ: withSecret("POSTERN_UPSTREAM_URL=http://127.0.0.2:8080/path")},
 		{name: "upstream without scheme", environ: withSecret("POSTERN_UPSTREAM_URL=127.0.0.1:8080"), want: []string{"POSTERN_UPSTREAM_URL"}},
 		{name: "upstream with other scheme", environ: withSecret("POSTERN_UPSTREAM_URL=ftp://127.0.0.1"), want: []string{"POSTERN_UPSTREAM_URL"}},
+		{name: "upstream port out of range", environ: withSecret("POSTERN_UPSTREAM_URL=http://127.0.0.1:99999"), want: []string{"POSTERN_UPSTREAM_URL"}},
+		{name: "upstream port 0", environ: withSecret("POSTERN_UPSTREAM_URL=http://127.0.0.1:0"), want: []string{"POSTERN_UPSTREAM_URL"}},
 		{name: "upstream with credentials", environ: withSecret("POSTERN_UPSTREAM_URL=http://user:hunter2@127.0.0.1:8080"), want: []string{"POSTERN_UPSTREAM_URL"}},
 
 		{name: "upstream timeout of 15s", environ: withSecret("POSTERN_UPSTREAM_TIMEOUT=15s"), want: []string{"POSTERN_UPSTREAM_TIMEOUT"}},

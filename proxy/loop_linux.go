@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -280,7 +281,7 @@ func (l *Loop) init(lfd int) (err error) {
 	h := l.Handler
 	h.fwd.prepare()
 	if l.up, err = net.ResolveTCPAddr("tcp", h.fwd.addr); err != nil {
-		return err
+		return fmt.Errorf("POSTERN_UPSTREAM_URL: %w", err)
 	}
 	n := l.Workers
 	if n <= 0 {

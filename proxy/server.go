@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
 	"log/slog"
 	"net"
@@ -98,12 +99,12 @@ type Server struct {
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.ListenAddr)
 	if err != nil {
-		return err
+		return fmt.Errorf("POSTERN_LISTEN_ADDR: %w", err)
 	}
 	aln, err := net.Listen("tcp", s.AdminAddr)
 	if err != nil {
 		ln.Close()
-		return err
+		return fmt.Errorf("POSTERN_ADMIN_ADDR: %w", err)
 	}
 	errLog := slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)
 	fallback := NewListener(s.Handler, s.UpstreamTimeout, errLog)
