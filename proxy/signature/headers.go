@@ -2,6 +2,7 @@ package signature
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -33,8 +34,8 @@ var HeaderNames = []string{
 	webhookNames.id, webhookNames.timestamp, webhookNames.signature,
 }
 
-// maxIDLen bounds the message id; Svix ids are about 30 characters.
-const maxIDLen = 256
+// MaxIDLen bounds the message id; Svix ids are about 30 characters.
+const MaxIDLen = 256
 
 // Headers are the signature headers of one request, as received.
 type Headers struct {
@@ -47,16 +48,23 @@ type Headers struct {
 	// Names are the header names the values came from (svix-* or webhook-*).
 	Names [3]string
 
-	unix int64
+	unix     int64
+	overflow bool // the timestamp is past an int64
 }
 
-// Time returns the signed timestamp.
-func (h Headers) Time() time.Time { return time.Unix(h.unix, 0) }
+// Time returns the signed timestamp; one past year 10^11 (which time.Unix
+// would wrap around into the past) as farFuture.
+func (h Headers) Time() time.Time {
+	if h.overflow || h.unix > farFuture {
+		return time.Unix(farFuture, 0)
+	}
+	return time.Unix(h.unix, 0)
+}
 
 // Extract reads the signature headers from h. It rejects a signature header
 // sent twice (ErrDuplicateHeader), an incomplete set (ErrMissingHeaders) and
 // values that are not well formed (ErrMalformedHeaders): an empty or overlong
-// id, a timestamp that is not all digits, a signature header that is empty or
+// id, a timestamp that is not all digits (however many), a signature header that is empty or
 // has a space-separated token that is not "version,value".
 func Extract(h http.Header) (Headers, error) {
 	// Each header is looked up once: the values of the svix family, then
@@ -80,14 +88,14 @@ func Extract(h http.Header) (Headers, error) {
 		Signature: v[2][0],
 		Names:     [3]string{n.id, n.timestamp, n.signature},
 	}
-	if !validID(out.ID) {
+	if !ValidID(out.ID) {
 		return Headers{}, ErrMalformedHeaders
 	}
-	unix, ok := parseDigits(out.Timestamp)
+	unix, ok, overflow := parseDigits(out.Timestamp)
 	if !ok {
 		return Headers{}, ErrMalformedHeaders
 	}
-	out.unix = unix
+	out.unix, out.overflow = unix, overflow
 	if !validSignatureList(out.Signature) {
 		return Headers{}, ErrMalformedHeaders
 	}
@@ -100,9 +108,10 @@ func complete(v [][]string) bool {
 	return len(v[0]) == 1 && len(v[1]) == 1 && len(v[2]) == 1
 }
 
-// validID accepts 1 to maxIDLen visible ASCII characters.
-func validID(id string) bool {
-	if id == "" || len(id) > maxIDLen {
+// ValidID reports whether id is a message id Extract accepts: 1 to
+// MaxIDLen visible ASCII characters.
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -113,21 +122,31 @@ func validID(id string) bool {
 	return true
 }
 
-// parseDigits parses a non-empty run of ASCII digits that fits in an int64.
-// Unlike strconv.ParseInt it refuses signs and spaces.
-func parseDigits(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
+// farFuture stands for the time of a timestamp too large for time.Unix: far
+// past any window (year 10^11), yet a valid time.Time, so that it is too new.
+const farFuture = 1 << 62
+
+// parseDigits parses a non-empty run of ASCII digits, leading zeros
+// allowed. Unlike strconv.ParseInt it refuses signs and spaces, and a value
+// too large for an int64 is not an error but overflow: it is still a
+// timestamp, only too new.
+func parseDigits(s string) (n int64, ok, overflow bool) {
+	if s == "" {
+		return 0, false, false
 	}
-	var n int64
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < '0' || c > '9' {
-			return 0, false
+			return 0, false, false
 		}
-		n = n*10 + int64(c-'0')
+		d := int64(c - '0')
+		if overflow || n > (math.MaxInt64-d)/10 {
+			overflow = true
+			continue
+		}
+		n = n*10 + d
 	}
-	return n, true
+	return n, true, overflow
 }
 
 // validSignatureList reports whether s is one or more space-separated tokens,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,9 +35,13 @@ func ParseSecrets(secrets []string) ([][]byte, error) {
 		if s == "" {
 			return nil, fmt.Errorf("key %d is empty", i+1)
 		}
-		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, secretPrefix))
-		if err != nil {
+		b64, prefixed := strings.CutPrefix(s, secretPrefix)
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil && prefixed {
 			return nil, fmt.Errorf("key %d is not base64 after whsec_", i+1)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key %d is not base64 (nor whsec_ followed by base64)", i+1)
 		}
 		if len(key) < minKeyBytes {
 			return nil, fmt.Errorf("key %d decodes to %d bytes; signing keys are at least %d", i+1, len(key), minKeyBytes)
@@ -79,13 +84,14 @@ type Verifier struct {
 // keyMACs holds one key's idle HMAC states, so that verifying allocates
 // nothing: hmac.New costs five allocations and its key schedule.
 type keyMACs struct {
+	key  []byte
 	pool sync.Pool // of *mac
 }
 
 // mac is one HMAC-SHA256 state with the scratch space a check needs.
 type mac struct {
 	h      hash.Hash
-	prefix [maxIDLen + 22]byte // "id.timestamp."
+	prefix [MaxIDLen + 22]byte // "id.timestamp."
 	sum    [sha256.Size]byte
 	b64    [44]byte // base64 of sum, as signatures are sent
 }
@@ -102,11 +108,20 @@ func (v *Verifier) SetKeys(keys [][]byte) {
 	set := make([]*keyMACs, 0, len(keys))
 	for _, k := range keys {
 		k = bytes.Clone(k)
-		set = append(set, &keyMACs{pool: sync.Pool{New: func() any {
+		set = append(set, &keyMACs{key: k, pool: sync.Pool{New: func() any {
 			return &mac{h: hmac.New(sha256.New, k)}
 		}}})
 	}
 	v.keys.Store(&set)
+}
+
+// Has reports whether v's keys are keys, in the same order.
+func (v *Verifier) Has(keys [][]byte) bool {
+	s := v.keys.Load()
+	if s == nil {
+		return len(keys) == 0
+	}
+	return slices.EqualFunc(*s, keys, func(k *keyMACs, key []byte) bool { return bytes.Equal(k.key, key) })
 }
 
 // Len returns the number of keys.
@@ -128,7 +143,7 @@ func (v *Verifier) Len() int {
 // value of every "v1," token. FuzzVerify checks the two agree.
 func (v *Verifier) Verify(body []byte, h Headers) (int, error) {
 	set := v.keys.Load()
-	if set == nil {
+	if set == nil || h.overflow { // the SDK cannot parse such a timestamp
 		return -1, ErrSignatureMismatch
 	}
 	for i, k := range *set {

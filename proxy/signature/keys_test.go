@@ -48,6 +48,7 @@ func TestParseSecrets(t *testing.T) {
 		{name: "second key not base64", in: []string{v1.secret, badSecret}, wantErr: "key 2 is not base64 after whsec_"},
 		{name: "base64url key", in: []string{"whsec_C2FVsBQIhrscChlQIMV-b5sSYspob7oD"}, wantErr: "key 1 is not base64 after whsec_"},
 		{name: "whsec_ twice", in: []string{"whsec_" + v1.secret}, wantErr: "key 1 is not base64 after whsec_"},
+		{name: "no prefix, not base64", in: []string{"nope!"}, wantErr: "key 1 is not base64 (nor whsec_ followed by base64)"},
 		{name: "prefix alone", in: []string{"whsec_"}, wantErr: "key 1 decodes to 0 bytes; signing keys are at least 16"},
 		{name: "too short", in: []string{v1.secret, "whsec_" + short}, wantErr: "key 2 decodes to 15 bytes; signing keys are at least 16"},
 	}

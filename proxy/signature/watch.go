@@ -14,8 +14,9 @@ import (
 // swaps a symlink to a new directory. A file that cannot be read or parsed
 // keeps the current keys; the reason is logged, the keys never are.
 //
-// The first read always installs what the file holds: v's keys were read
-// before WatchFile started, perhaps from an older version of the file.
+// The first read installs what the file holds if it differs from v's keys,
+// which were read before WatchFile started, perhaps from an older version of
+// the file; "signing keys reloaded" is logged only when the keys change.
 func (v *Verifier) WatchFile(ctx context.Context, path string, interval time.Duration, log *slog.Logger) {
 	var last []byte // the content last seen; nil until the file has been read
 	t := time.NewTicker(interval)
@@ -41,6 +42,9 @@ func (v *Verifier) WatchFile(ctx context.Context, path string, interval time.Dur
 		keys, err := parseSecretsFile(data)
 		if err != nil {
 			log.Warn("secrets file invalid, keeping current keys", "file", path, "error", err.Error(), "current_keys", v.Len())
+			continue
+		}
+		if v.Has(keys) { // as at startup, or only comments changed
 			continue
 		}
 		before := v.Len()

@@ -225,3 +225,40 @@ func TestWatchFileInstallsFileChangedBeforeStart(t *testing.T) {
 		return err == nil
 	})
 }
+
+func TestWatchFileQuietWhileKeysUnchanged(t *testing.T) {
+	// The watcher's first read finds the keys loaded at startup, and a
+	// later update changes only a comment: neither is a reload to log.
+	// Then a real change is logged once.
+	keyA := "whsec_" + base64Of("key A: 0123456789abcdef")
+	keyB := "whsec_" + base64Of("key B: 0123456789abcdef")
+	vol := newSecretVolume(t, keyA+"\n")
+	keys, err := signature.ReadSecretsFile(vol.path())
+	if err != nil {
+		t.Fatalf("ReadSecretsFile = %v", err)
+	}
+	v := signature.NewVerifier(keys)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.WatchFile(ctx, vol.path(), 5*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
+	}()
+	defer func() { cancel(); <-done }()
+
+	time.Sleep(50 * time.Millisecond) // several polls of the unchanged file
+	vol.update("# rotated nothing\n" + keyA + "\n")
+	time.Sleep(50 * time.Millisecond)
+	if got := logs.String(); got != "" {
+		t.Fatalf("logged %q for keys that did not change", got)
+	}
+	vol.update(keyA + "\n" + keyB + "\n")
+	eventually(t, "the change is logged", func() bool { return strings.Contains(logs.String(), "signing keys reloaded") })
+	if n := strings.Count(logs.String(), "signing keys reloaded"); n != 1 {
+		t.Errorf("logged %d reloads for one change: %s", n, logs.String())
+	}
+	if !v.Has([][]byte{keyOf(t, keyA), keyOf(t, keyB)}) {
+		t.Error("the new keys are not installed")
+	}
+}
