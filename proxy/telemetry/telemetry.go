@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -43,6 +44,9 @@ type Providers struct {
 // variables (headers, timeout, certificates, batching) themselves.
 func New(ctx context.Context, environ []string, version string) (*Providers, error) {
 	env := toMap(environ)
+	if err := check(env); err != nil {
+		return nil, err
+	}
 	service := env["OTEL_SERVICE_NAME"]
 	if service == "" {
 		service = "postern"
@@ -86,6 +90,43 @@ func (p *Providers) Shutdown(ctx context.Context) error {
 		errs = append(errs, f(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// check refuses the malformed values that the SDK and the exporters would
+// only log about (or take as false) and run on without.
+func check(env map[string]string) error {
+	switch v := env["OTEL_SDK_DISABLED"]; {
+	case v == "", strings.EqualFold(v, "true"), strings.EqualFold(v, "false"):
+	default:
+		return fmt.Errorf("OTEL_SDK_DISABLED: %q is not a boolean (use true or false)", v)
+	}
+	for _, name := range [...]string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		v := env[name]
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil {
+			return fmt.Errorf("%s: not a valid URL", name) // not echoed: it may hold credentials
+		}
+		if u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("%s: %q is not an http:// or https:// URL with a host", name, u.Redacted())
+		}
+	}
+	// As the SDK reads it: key=value pairs, comma-separated, values
+	// percent-encoded; it drops a malformed pair with only a log line.
+	if attrs := env["OTEL_RESOURCE_ATTRIBUTES"]; strings.TrimSpace(attrs) != "" {
+		for i, pair := range strings.Split(attrs, ",") {
+			k, v, ok := strings.Cut(pair, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: item %d is not key=value", i+1)
+			}
+			if _, err := url.PathUnescape(strings.TrimSpace(v)); err != nil {
+				return fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: the value of %s is not percent-encoded", strings.TrimSpace(k))
+			}
+		}
+	}
+	return nil
 }
 
 // traceExporter returns the configured span exporter, or nil.

@@ -24,6 +24,16 @@ func TestNew(t *testing.T) {
 		{name: "unsupported exporter", environ: []string{"OTEL_TRACES_EXPORTER=zipkin"}, wantErr: "OTEL_TRACES_EXPORTER"},
 		{name: "unsupported protocol", environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://x:1", "OTEL_EXPORTER_OTLP_PROTOCOL=http/json"}, wantErr: "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		{name: "bad sampler", environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://x:1", "OTEL_TRACES_SAMPLER=sometimes"}, wantErr: "OTEL_TRACES_SAMPLER"},
+		{name: "SDK_DISABLED not a boolean", environ: []string{"OTEL_SDK_DISABLED=maybe"}, wantErr: "OTEL_SDK_DISABLED"},
+		{name: "SDK_DISABLED FALSE", environ: []string{"OTEL_SDK_DISABLED=FALSE"}},
+		{name: "endpoint not a URL", environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=:::"}, wantErr: "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{name: "endpoint without scheme", environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318"}, wantErr: "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{name: "traces endpoint without host", environ: []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http:///v1/traces"}, wantErr: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{name: "endpoint set while disabled is still checked", environ: []string{"OTEL_SDK_DISABLED=true", "OTEL_EXPORTER_OTLP_ENDPOINT=ftp://x"}, wantErr: "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{name: "resource attribute without value", environ: []string{"OTEL_RESOURCE_ATTRIBUTES=novalue"}, wantErr: "OTEL_RESOURCE_ATTRIBUTES"},
+		{name: "resource attributes with an empty item", environ: []string{"OTEL_RESOURCE_ATTRIBUTES=a=b,"}, wantErr: "OTEL_RESOURCE_ATTRIBUTES"},
+		{name: "resource attribute badly escaped", environ: []string{"OTEL_RESOURCE_ATTRIBUTES=a=%zz"}, wantErr: "OTEL_RESOURCE_ATTRIBUTES"},
+		{name: "resource attributes", environ: []string{"OTEL_RESOURCE_ATTRIBUTES=deployment.environment=prod, team=web%20hooks"}},
 		{name: "bad sampler arg", environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://x:1", "OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=2"}, wantErr: "OTEL_TRACES_SAMPLER_ARG"},
 	}
 	for _, tt := range tests {
