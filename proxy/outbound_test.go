@@ -49,7 +49,7 @@ func referenceHead(f *forwarder, in *http.Request, body []byte, v verifiedHeader
 		delete(h, k)
 	}
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 { // unless Connection named it
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
 		h.Set("X-Forwarded-For", ip)
