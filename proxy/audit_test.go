@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -33,5 +34,46 @@ func TestAuditRecordEitherHandler(t *testing.T) {
 		!strings.Contains(lines[0], `"msg":"webhook","msg_id":"msg_a1","event_type":"REFERRAL_CREATED","outcome":"forwarded","reason":"","status":204`) ||
 		!strings.Contains(lines[1], `"msg_id":"msg_a2","event_type":"","outcome":"rejected","reason":"signature_mismatch","status":401`) {
 		t.Errorf("audit records:\n%s", got)
+	}
+}
+
+// TestAuditTraceIDFromSender: with tracing off, the audit record carries the
+// trace id of the sender's traceparent, which the app receives unchanged,
+// and none for a traceparent that is malformed or repeated.
+func TestAuditTraceIDFromSender(t *testing.T) {
+	const id = "0af7651916cd43dd8448eb211c80319c"
+	tests := []struct {
+		name string
+		tp   []string
+		want string // the record's trace_id, "" for none
+	}{
+		{"version 00", []string{"00-" + id + "-b7ad6b7169203331-01"}, id},
+		{"a later version with more fields", []string{"01-" + id + "-b7ad6b7169203331-01-extra"}, id},
+		{"none", nil, ""},
+		{"repeated", []string{"00-" + id + "-b7ad6b7169203331-01", "00-" + id + "-b7ad6b7169203331-01"}, ""},
+		{"upper-case hex", []string{"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"}, ""},
+		{"zero trace id", []string{"00-00000000000000000000000000000000-b7ad6b7169203331-01"}, ""},
+		{"zero parent id", []string{"00-" + id + "-0000000000000000-01"}, ""},
+		{"version ff", []string{"ff-" + id + "-b7ad6b7169203331-01"}, ""},
+		{"version 00 too long", []string{"00-" + id + "-b7ad6b7169203331-01-extra"}, ""},
+		{"truncated", []string{"00-" + id + "-b7ad6b7169203331"}, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			rg := newRig(t, nil, func(o *Options) { o.Audit = slog.New(jsonlog.New(&buf, nil)) })
+			h := signed(testKey, fmt.Sprintf("msg_tp%d", i), testNow, validBody)
+			h["Traceparent"] = tt.tp
+			if a := rg.post(t, "/", h, validBody); a.Status != 204 {
+				t.Fatalf("status %d, want 204", a.Status)
+			}
+			got := regexp.MustCompile(`"trace_id":"([^"]*)"`).FindStringSubmatch(buf.String())
+			switch {
+			case tt.want == "" && got != nil:
+				t.Errorf("record has trace_id %s, want none: %s", got[1], buf.String())
+			case tt.want != "" && (got == nil || got[1] != tt.want):
+				t.Errorf("record %s, want trace_id %s", buf.String(), tt.want)
+			}
+		})
 	}
 }

@@ -235,7 +235,40 @@ func (h *Handler) start(d *delivery, r *http.Request) {
 	}
 	h.metrics.inFlight.Add(1)
 	d.ctx, d.span = ctx, span
-	d.rec = record{start: start, remote: r.RemoteAddr, traceID: span.SpanContext().TraceID(), keyIndex: -1}
+	traceID := span.SpanContext().TraceID()
+	if h.opts.Tracer == nil {
+		traceID = senderTraceID(r.Header["Traceparent"])
+	}
+	d.rec = record{start: start, remote: r.RemoteAddr, traceID: traceID, keyIndex: -1}
+}
+
+// senderTraceID is the trace id of the sender's traceparent, which the app
+// receives unchanged when tracing is off: the zero id unless there is
+// exactly one, well formed (W3C Trace Context, version 00 or a later one).
+func senderTraceID(tp []string) trace.TraceID {
+	if len(tp) != 1 {
+		return trace.TraceID{}
+	}
+	v := tp[0]
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || v[:2] == "ff" ||
+		(v[:2] == "00" && len(v) != 55) || (len(v) > 55 && v[55] != '-') ||
+		!isLowerHex(v[:2]) || !isLowerHex(v[36:52]) || !isLowerHex(v[53:55]) {
+		return trace.TraceID{}
+	}
+	id, err := trace.TraceIDFromHex(v[3:35])
+	if err != nil || !isLowerHex(v[3:35]) || v[36:52] == "0000000000000000" {
+		return trace.TraceID{}
+	}
+	return id
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // release gives back what d holds: its dedupe claim, settled as acked or
@@ -490,7 +523,7 @@ func (h *Handler) validate(ctx context.Context, body []byte, rec *record) (event
 	eventType, err := h.opts.EventType.EventType(doc)
 	if err != nil {
 		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonMissingEventType,
-			Detail: "no non-empty string at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
+			Detail: "no non-empty string without control characters at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
 	}
 	eventType, known, err = h.opts.Schemas.Validate(eventType, doc)
 	if err != nil {
