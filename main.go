@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -54,15 +55,13 @@ const (
 	memoryLimit = 26 << 20
 )
 
-// maxProcs is the GOMAXPROCS postern runs with unless that variable is set.
-// A sidecar's work is small and its CPU is paid in every pod: with one
-// processor, goroutines woken by the network run on the thread that polled
-// them instead of waking another (a quarter fewer context switches per
-// request, about a fifth less CPU per request under load, at the same
-// throughput; see bench/README.md). One core verifies and forwards about
-// 10,000 webhooks a second. It is also how many event loops serve
-// (proxy.Loop): set GOMAXPROCS=2 for two, for more throughput at more CPU
-// per request (see README.md, Performance).
+// maxProcs is the GOMAXPROCS postern runs with unless that variable is set,
+// and so the number of event loops that serve (proxy.Loop). A sidecar's CPU
+// is paid in every pod: one loop verifies and forwards 26,000-31,000
+// webhooks a second on one core of the benchmark machine, and two loops
+// there cost more CPU per request for little or no more throughput, since
+// each gets smaller rounds of events (README.md, Performance). Set
+// GOMAXPROCS for more loops where the pod has cores to spare.
 const maxProcs = 1
 
 // secretsPollInterval is how often POSTERN_SECRETS_FILE is checked for changes.
@@ -121,10 +120,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	case "sign":
 		return sign(args, environ, stdin, stdout, stderr)
 	case "demo":
-		self := "go run ."
-		if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "postern" && !strings.Contains(exe, "go-build") {
-			self = "postern"
-		}
+		self := demoSelf()
 		return demo.Run(ctx, stdout, self, func(ctx context.Context, environ []string, logs io.Writer, onListen func(listen, admin net.Addr)) error {
 			cfg, err := config.Load(environ)
 			if err != nil {
@@ -255,6 +251,17 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("sign: unexpected argument %q (the body is read from stdin)", fs.Arg(0))
+	}
+	idSet := false
+	fs.Visit(func(f *flag.Flag) { idSet = idSet || f.Name == "id" })
+	if idSet && !signature.ValidID(*id) {
+		return fmt.Errorf("sign: --id must be 1 to %d visible ASCII characters, no spaces", signature.MaxIDLen)
+	}
+	if *ts < 0 {
+		return fmt.Errorf("sign: --timestamp must be a unix time in seconds, not negative")
+	}
 	var keys [][]byte
 	var err error
 	switch cfg := config.Peek(environ); {
@@ -288,6 +295,36 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "%[1]s-id: %[2]s\n%[1]s-timestamp: %[3]d\n%[1]s-signature: %[4]s\nContent-Type: application/json\n",
 		*prefix, *id, when.Unix(), signature.Sign(keys[0], *id, when, body))
 	return nil
+}
+
+// demoSelf is how the user ran postern, for the demo's ready-to-paste
+// command: "go run ." from a build cache, else the executable by the name
+// the PATH finds it under, or by its path.
+func demoSelf() string {
+	exe, err := os.Executable()
+	switch {
+	case err != nil || strings.Contains(exe, "go-build"):
+		return "go run ."
+	case lookPath(filepath.Base(exe)) == exe:
+		return filepath.Base(exe)
+	}
+	return exe
+}
+
+// lookPath is exec.LookPath's answer for name, resolved to an absolute
+// path without symbolic links ("" when not found).
+func lookPath(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return ""
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return ""
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }
 
 // hasVar reports whether environ sets name.

@@ -227,7 +227,7 @@ func TestCommands(t *testing.T) {
 		{name: "check-config with a keys file", args: []string{"check-config"}, environ: []string{"POSTERN_SECRETS_FILE=" + keys}, wantOut: "configuration ok\n"},
 		{name: "check-config reports every problem", args: []string{"check-config"},
 			environ: []string{"POSTERN_SECRETS=" + e2eSecret + ",nope!", "POSTERN_UPSTREAM_URL=http://10.0.0.1:80", "POSTERN_TIMESTAMP_TOLERANCE=soon"},
-			wantCfg: []string{"POSTERN_TIMESTAMP_TOLERANCE: ", "POSTERN_UPSTREAM_URL: ", "POSTERN_SECRETS: key 2 is not base64 after whsec_"}},
+			wantCfg: []string{"POSTERN_TIMESTAMP_TOLERANCE: ", "POSTERN_UPSTREAM_URL: ", "POSTERN_SECRETS: key 2 is not base64 (nor whsec_"}},
 		{name: "serve without secrets", args: nil, environ: nil, wantCfg: []string{"POSTERN_SECRETS: required"}},
 		{name: "unknown command", args: []string{"frobnicate"}, wantErr: true},
 		{name: "sign without any key", args: []string{"sign"}, wantErr: true},
