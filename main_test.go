@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -213,6 +214,11 @@ func TestCommands(t *testing.T) {
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys")
 	os.WriteFile(keys, []byte("# rotated 2026-11\n"+e2eSecret+"\n"), 0o600)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	tests := []struct {
 		name    string
 		args    []string
@@ -220,6 +226,7 @@ func TestCommands(t *testing.T) {
 		wantOut string
 		wantCfg []string // config problems, each a line prefix
 		wantErr bool
+		errIn   string // with wantErr: text the error holds
 		stdin   string
 	}{
 		{name: "version", args: []string{"version"}, wantOut: "postern dev\n"},
@@ -235,6 +242,14 @@ func TestCommands(t *testing.T) {
 		{name: "sign with the keys file", args: []string{"sign", "--id", "msg_p5jXN8AQM9LWM0D4loKWxJek", "--timestamp", "1614265330"},
 			environ: []string{"POSTERN_SECRETS_FILE=" + keys}, stdin: `{"test": 2432232314}`,
 			wantOut: "svix-id: msg_p5jXN8AQM9LWM0D4loKWxJek\nsvix-timestamp: 1614265330\nsvix-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\nContent-Type: application/json\n"},
+		{name: "sign with an id Extract refuses", args: []string{"sign", "--secret", e2eSecret, "--id", "msg 1"}, wantErr: true, errIn: "--id"},
+		{name: "sign with an empty id", args: []string{"sign", "--secret", e2eSecret, "--id", ""}, wantErr: true, errIn: "--id"},
+		{name: "sign with a negative timestamp", args: []string{"sign", "--secret", e2eSecret, "--timestamp", "-5"}, wantErr: true, errIn: "--timestamp"},
+		{name: "sign with an argument", args: []string{"sign", "--secret", e2eSecret, "body.json"}, wantErr: true, errIn: `"body.json"`},
+		{name: "serve on a port in use", environ: []string{"POSTERN_SECRETS=" + e2eSecret, "POSTERN_LISTEN_ADDR=" + busy.Addr().String(), "POSTERN_ADMIN_ADDR=127.0.0.1:0"},
+			wantErr: true, errIn: "POSTERN_LISTEN_ADDR: "},
+		{name: "admin on a port in use", environ: []string{"POSTERN_SECRETS=" + e2eSecret, "POSTERN_LISTEN_ADDR=127.0.0.1:0", "POSTERN_ADMIN_ADDR=" + busy.Addr().String()},
+			wantErr: true, errIn: "POSTERN_ADMIN_ADDR: "},
 		{name: "healthcheck with nothing listening", args: []string{"healthcheck"}, environ: []string{"POSTERN_ADMIN_ADDR=127.0.0.1:1"}, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -259,8 +274,8 @@ func TestCommands(t *testing.T) {
 					t.Errorf("problems echo the secret: %q", err)
 				}
 			case tt.wantErr:
-				if err == nil || errors.As(err, &cfgErr) {
-					t.Errorf("got %v, want a runtime error (exit 1)", err)
+				if err == nil || errors.As(err, &cfgErr) || !strings.Contains(err.Error(), tt.errIn) {
+					t.Errorf("got %v, want a runtime error (exit 1) with %q", err, tt.errIn)
 				}
 			default:
 				if err != nil || out.String() != tt.wantOut {
