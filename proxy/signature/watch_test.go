@@ -193,27 +193,39 @@ func TestWatchFileFollowsSecretVolume(t *testing.T) {
 // base64Of encodes s as a secret's key part.
 func base64Of(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
+// loadedVolume is a Secret volume holding content and a Verifier with the
+// keys read from it, as at startup.
+func loadedVolume(t *testing.T, content string) (*secretVolume, *signature.Verifier) {
+	t.Helper()
+	vol := newSecretVolume(t, content)
+	keys, err := signature.ReadSecretsFile(vol.path())
+	if err != nil {
+		t.Fatalf("ReadSecretsFile = %v", err)
+	}
+	return vol, signature.NewVerifier(keys)
+}
+
+// watch runs v.WatchFile on path until the test ends and returns its log.
+func watch(t *testing.T, v *signature.Verifier, path string, interval time.Duration) *syncBuffer {
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.WatchFile(ctx, path, interval, slog.New(slog.NewJSONHandler(logs, nil)))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return logs
+}
+
 func TestWatchFileInstallsFileChangedBeforeStart(t *testing.T) {
 	// The keys were loaded at startup, then the Secret was rotated before the
 	// watcher's first read: the watcher must still install the new key.
 	keyA := "whsec_" + base64Of("key A: 0123456789abcdef")
 	keyB := "whsec_" + base64Of("key B: 0123456789abcdef")
-	vol := newSecretVolume(t, keyA+"\n")
-	keys, err := signature.ReadSecretsFile(vol.path())
-	if err != nil {
-		t.Fatalf("ReadSecretsFile = %v", err)
-	}
-	v := signature.NewVerifier(keys)
+	vol, v := loadedVolume(t, keyA+"\n")
 	vol.update(keyB + "\n")
-
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		v.WatchFile(ctx, vol.path(), 10*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
-	}()
-	defer func() { cancel(); <-done }()
+	watch(t, v, vol.path(), 10*time.Millisecond)
 
 	id, now, body := "msg_rotated", time.Unix(1_700_000_000, 0), []byte(`{}`)
 	h, err := signature.Extract(svixHeaders(id, "1700000000", signature.Sign(keyOf(t, keyB), id, now, body)))
@@ -232,20 +244,8 @@ func TestWatchFileQuietWhileKeysUnchanged(t *testing.T) {
 	// Then a real change is logged once.
 	keyA := "whsec_" + base64Of("key A: 0123456789abcdef")
 	keyB := "whsec_" + base64Of("key B: 0123456789abcdef")
-	vol := newSecretVolume(t, keyA+"\n")
-	keys, err := signature.ReadSecretsFile(vol.path())
-	if err != nil {
-		t.Fatalf("ReadSecretsFile = %v", err)
-	}
-	v := signature.NewVerifier(keys)
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		v.WatchFile(ctx, vol.path(), 5*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
-	}()
-	defer func() { cancel(); <-done }()
+	vol, v := loadedVolume(t, keyA+"\n")
+	logs := watch(t, v, vol.path(), 5*time.Millisecond)
 
 	time.Sleep(50 * time.Millisecond) // several polls of the unchanged file
 	vol.update("# rotated nothing\n" + keyA + "\n")
