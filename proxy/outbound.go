@@ -173,11 +173,11 @@ func (o *outbound) write(w *bufio.Writer) error {
 	}
 	if o.hasIP && !o.extra.has("X-Forwarded-For") {
 		w.WriteString("X-Forwarded-For: ")
-		var prior []string
+		var priors []string
 		if !o.isNamed("X-Forwarded-For") { // else hop-by-hop (RFC 9110, 7.6.1), as ReverseProxy has it
-			prior = o.in.Header["X-Forwarded-For"]
+			priors = o.in.Header["X-Forwarded-For"]
 		}
-		for _, prior := range prior {
+		for _, prior := range priors {
 			if !validHeaderValue(prior) {
 				return errInvalidValue("X-Forwarded-For")
 			}

@@ -242,9 +242,10 @@ func (h *Handler) start(d *delivery, r *http.Request) {
 	d.rec = record{start: start, remote: r.RemoteAddr, traceID: traceID, keyIndex: -1}
 }
 
-// senderTraceID is the trace id of the sender's traceparent, which the app
-// receives unchanged when tracing is off: the zero id unless there is
-// exactly one, well formed (W3C Trace Context, version 00 or a later one).
+// senderTraceID is the trace id of the sender's traceparent (with tracing
+// off, the app receives that traceparent unchanged unless the sender's
+// Connection header names it): the zero id unless there is exactly one,
+// well formed (W3C Trace Context, version 00 or a later one).
 func senderTraceID(tp []string) trace.TraceID {
 	if len(tp) != 1 {
 		return trace.TraceID{}
