@@ -55,7 +55,7 @@ func (c *carrier) Get(key string) string {
 		}
 	}
 	if key == "X-Forwarded-For" && c.o.hasIP {
-		if prior := c.o.in.Header["X-Forwarded-For"]; len(prior) > 0 {
+		if prior := c.o.priorForwardedFor(); len(prior) > 0 {
 			return strings.Join(prior, ", ") + ", " + c.o.ip
 		}
 		return c.o.ip

@@ -139,6 +139,16 @@ func (o *outbound) dropped(k string) bool {
 	return o.isNamed(k)
 }
 
+// priorForwardedFor is the sender's X-Forwarded-For, to which its address is
+// appended; none when the sender's Connection header names it, which makes
+// it hop-by-hop (RFC 9110, 7.6.1), as httputil.ReverseProxy has it.
+func (o *outbound) priorForwardedFor() []string {
+	if o.isNamed("X-Forwarded-For") {
+		return nil
+	}
+	return o.in.Header["X-Forwarded-For"]
+}
+
 // forwardedProto is X-Forwarded-Proto.
 func (o *outbound) forwardedProto() string {
 	if o.in.TLS != nil {
@@ -173,11 +183,7 @@ func (o *outbound) write(w *bufio.Writer) error {
 	}
 	if o.hasIP && !o.extra.has("X-Forwarded-For") {
 		w.WriteString("X-Forwarded-For: ")
-		var priors []string
-		if !o.isNamed("X-Forwarded-For") { // else hop-by-hop (RFC 9110, 7.6.1), as ReverseProxy has it
-			priors = o.in.Header["X-Forwarded-For"]
-		}
-		for _, prior := range priors {
+		for _, prior := range o.priorForwardedFor() {
 			if !validHeaderValue(prior) {
 				return errInvalidValue("X-Forwarded-For")
 			}
