@@ -379,21 +379,42 @@ func TestDecimal(t *testing.T) {
 	}
 }
 
+// TestUncheckableAt: the first number big.Rat cannot hold, by sorted keys
+// and array order, as JSON pointer tokens.
+func TestUncheckableAt(t *testing.T) {
+	tests := []struct {
+		body string
+		want string // pointer, "" for none
+	}{
+		{`{"a":{"b/c":[1,2e9999999]},"z":1e-9999999}`, "/a/b~1c/1"},
+		{`[1e999999,1e1000001]`, "/1"},
+		{`1e2000000`, "/"},
+		{`{"a":1e1000000,"b":[0.5]}`, ""},
+	}
+	for _, tt := range tests {
+		at, ok := uncheckableAt(parse(t, tt.body).Value(0), nil)
+		if got := map[bool]string{true: pointer(at)}[ok]; got != tt.want {
+			t.Errorf("uncheckableAt(%s) = %q, want %q", tt.body, got, tt.want)
+		}
+	}
+}
+
 // TestHugeNumbers: the library panics on numbers such as 1e2000000 against
 // minimum, maximum or multipleOf; Validate answers a violation instead.
 func TestHugeNumbers(t *testing.T) {
 	set := testSet(t)
-	tests := []struct{ eventType, body string }{
-		{"NUMBERS", `{"n":1e2000000}`},
-		{"NUMBERS", `{"n":-1e2000000}`},
-		{"NUMBERS", `{"n":1e-2000000}`},
-		{"UNSUPPORTED", `{"n":1e2000000}`},
+	tests := []struct{ eventType, body, at string }{
+		{"NUMBERS", `{"n":1e2000000}`, "/n"},
+		{"NUMBERS", `{"n":-1e2000000}`, "/n"},
+		{"NUMBERS", `{"n":1e-2000000}`, "/n"},
+		{"UNSUPPORTED", `{"n":1e2000000}`, "/n"},
+		{"NUMBERS", `{"i":1,"n":2e9999999}`, "/n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.eventType+" "+tt.body, func(t *testing.T) {
 			_, known, err := set.Validate(tt.eventType, parse(t, tt.body))
-			if !known || !errors.Is(err, ErrViolation) || !strings.Contains(err.Error(), "too large or too small") {
-				t.Errorf("got known=%v, %v; want a violation naming the number", known, err)
+			if !known || !errors.Is(err, ErrViolation) || !strings.Contains(err.Error(), ": "+tt.at+": a number is too large or too small") {
+				t.Errorf("got known=%v, %v; want a violation naming the number at %s", known, err, tt.at)
 			}
 		})
 	}

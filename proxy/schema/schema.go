@@ -3,12 +3,15 @@ package schema
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -133,10 +136,16 @@ func (s *Set) Validate(eventType string, d *strictjson.Doc) (name string, known 
 	if sch.fast != nil && sch.fast.check(d, 0) == valid {
 		return sch.name, true, nil
 	}
-	if err := libValidate(sch.lib, d.Value(0)); err != nil {
+	v := d.Value(0)
+	if err := libValidate(sch.lib, v); err != nil {
 		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
+		switch {
+		case errors.As(err, &ve):
 			return sch.name, true, fmt.Errorf("%w: %s", ErrViolation, describe(ve))
+		case errors.Is(err, errUncheckable):
+			if at, ok := uncheckableAt(v, nil); ok {
+				return sch.name, true, fmt.Errorf("%w: %s: %v", ErrViolation, pointer(at), err)
+			}
 		}
 		return sch.name, true, fmt.Errorf("%w: %v", ErrViolation, err)
 	}
@@ -147,6 +156,36 @@ func (s *Set) Validate(eventType string, d *strictjson.Doc) (name string, known 
 // dereferences nil when a number such as 1e2000000 meets minimum, maximum or
 // multipleOf. A document the library cannot check is not known to be valid.
 var errUncheckable = errors.New("a number is too large or too small for the schema to check")
+
+// uncheckableAt finds the first number in v, under the tokens of at, that
+// the library cannot hold (big.Rat, which it parses numbers into, refuses
+// exponents past a million), for the violation's detail.
+func uncheckableAt(v any, at []string) ([]string, bool) {
+	switch v := v.(type) {
+	case json.Number:
+		if _, ok := new(big.Rat).SetString(string(v)); !ok {
+			return at, true
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if p, ok := uncheckableAt(v[k], append(at, k)); ok {
+				return p, true
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p, ok := uncheckableAt(e, append(at, strconv.Itoa(i))); ok {
+				return p, true
+			}
+		}
+	}
+	return nil, false
+}
 
 func libValidate(sch *jsonschema.Schema, doc any) (err error) {
 	defer func() {
