@@ -120,7 +120,11 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	case "sign":
 		return sign(args, environ, stdin, stdout, stderr)
 	case "demo":
-		self := demoSelf()
+		exe, err := os.Executable()
+		if err != nil {
+			exe = ""
+		}
+		self := demoSelf(exe)
 		return demo.Run(ctx, stdout, self, func(ctx context.Context, environ []string, logs io.Writer, onListen func(listen, admin net.Addr)) error {
 			cfg, err := config.Load(environ)
 			if err != nil {
@@ -297,13 +301,13 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	return nil
 }
 
-// demoSelf is how the user ran postern, for the demo's ready-to-paste
-// command: "go run ." from a build cache, else the executable by the name
-// the PATH finds it under, or by its path.
-func demoSelf() string {
-	exe, err := os.Executable()
+// demoSelf is how the user ran postern (exe: its executable, "" if
+// unknown), for the demo's ready-to-paste command: "go run ." from a build
+// cache, else the executable by the name the PATH finds it under, or by its
+// path.
+func demoSelf(exe string) string {
 	switch {
-	case err != nil || strings.Contains(exe, "go-build"):
+	case exe == "" || strings.Contains(exe, "go-build"):
 		return "go run ."
 	case lookPath(filepath.Base(exe)) == exe:
 		return filepath.Base(exe)

@@ -285,3 +285,28 @@ func TestCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoSelf: the demo's paste line runs postern as the user did.
+func TestDemoSelf(t *testing.T) {
+	bin := t.TempDir()
+	onPath := filepath.Join(bin, "postern")
+	if err := os.WriteFile(onPath, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	if p, err := filepath.EvalSymlinks(onPath); err == nil {
+		onPath = p // as os.Executable has it
+	}
+	other := filepath.Join(t.TempDir(), "postern-1")
+	tests := []struct{ exe, want string }{
+		{"", "go run ."},
+		{"/root/.cache/go-build/ab/cd/exe/postern", "go run ."},
+		{onPath, "postern"},
+		{other, other},
+	}
+	for _, tt := range tests {
+		if got := demoSelf(tt.exe); got != tt.want {
+			t.Errorf("demoSelf(%q) = %q, want %q", tt.exe, got, tt.want)
+		}
+	}
+}
