@@ -237,7 +237,7 @@ func (h *Handler) start(d *delivery, r *http.Request) {
 	d.ctx, d.span = ctx, span
 	traceID := span.SpanContext().TraceID()
 	if h.opts.Tracer == nil {
-		traceID = senderTraceID(r.Header["Traceparent"])
+		traceID = senderTraceID(r.Header)
 	}
 	d.rec = record{start: start, remote: r.RemoteAddr, traceID: traceID, keyIndex: -1}
 }
@@ -245,31 +245,13 @@ func (h *Handler) start(d *delivery, r *http.Request) {
 // senderTraceID is the trace id of the sender's traceparent (with tracing
 // off, the app receives that traceparent unchanged unless the sender's
 // Connection header names it): the zero id unless there is exactly one,
-// well formed (W3C Trace Context, version 00 or a later one).
-func senderTraceID(tp []string) trace.TraceID {
-	if len(tp) != 1 {
+// well formed, as W3C Trace Context's propagator reads it.
+func senderTraceID(h http.Header) trace.TraceID {
+	if len(h["Traceparent"]) != 1 {
 		return trace.TraceID{}
 	}
-	v := tp[0]
-	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || v[:2] == "ff" ||
-		(v[:2] == "00" && len(v) != 55) || (len(v) > 55 && v[55] != '-') ||
-		!isLowerHex(v[:2]) || !isLowerHex(v[36:52]) || !isLowerHex(v[53:55]) {
-		return trace.TraceID{}
-	}
-	id, err := trace.TraceIDFromHex(v[3:35])
-	if err != nil || !isLowerHex(v[3:35]) || v[36:52] == "0000000000000000" {
-		return trace.TraceID{}
-	}
-	return id
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(h))
+	return trace.SpanContextFromContext(ctx).TraceID()
 }
 
 // release gives back what d holds: its dedupe claim, settled as acked or
