@@ -37,10 +37,10 @@ func ParseSecrets(secrets []string) ([][]byte, error) {
 		}
 		b64, prefixed := strings.CutPrefix(s, secretPrefix)
 		key, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil && prefixed {
+		switch {
+		case err != nil && prefixed:
 			return nil, fmt.Errorf("key %d is not base64 after whsec_", i+1)
-		}
-		if err != nil {
+		case err != nil:
 			return nil, fmt.Errorf("key %d is not base64 (nor whsec_ followed by base64)", i+1)
 		}
 		if len(key) < minKeyBytes {
