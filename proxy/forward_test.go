@@ -100,6 +100,42 @@ func TestResponsePassedBack(t *testing.T) {
 	}
 }
 
+// TestLargeResponsePassedBack: answers larger than the engines' 4 KiB
+// write buffers, in their body or their headers, reach the sender whole,
+// and so does the next answer on the same connection.
+func TestLargeResponsePassedBack(t *testing.T) {
+	for _, size := range []int{3 << 10, 5 << 10, 100 << 10, 900 << 10} {
+		for _, inHeader := range []bool{false, true} {
+			if inHeader && size > 8<<10 {
+				continue // past the sender's header limit
+			}
+			t.Run(fmt.Sprintf("%d header=%v", size, inHeader), func(t *testing.T) {
+				big := strings.Repeat("b", size)
+				rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+					if inHeader {
+						w.Header().Set("X-Big", big)
+						io.WriteString(w, "ok")
+						return
+					}
+					io.WriteString(w, big)
+				}, nil)
+				for i := range 2 {
+					id := fmt.Sprintf("msg_big%d", i)
+					got := rg.post(t, "/", signed(testKey, id, testNow, validBody), validBody)
+					wantBody, wantHeader := big, ""
+					if inHeader {
+						wantBody, wantHeader = "ok", big
+					}
+					if got.Status != 200 || got.Body != wantBody || got.Header.Get("X-Big") != wantHeader {
+						t.Errorf("answer %d: got %d, %d body bytes, %d header bytes; want 200, %d, %d",
+							i, got.Status, len(got.Body), len(got.Header.Get("X-Big")), len(wantBody), len(wantHeader))
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestUpstreamPath joins a base path in the upstream URL with the request path.
 func TestUpstreamPath(t *testing.T) {
 	rg := newRig(t, nil, func(o *Options) { o.Upstream.Path = "/base/"; o.Upstream.RawQuery = "k=v" })

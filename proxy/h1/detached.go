@@ -70,6 +70,9 @@ func (d *Detached) SetBody(body []byte) {
 // Writer returns the response writer for req, the request Parse just
 // returned, which started at start.
 func (d *Detached) Writer(req *http.Request, start time.Time) http.ResponseWriter {
+	// The last answer's bytes are dropped here, not in Finish: what the
+	// handler writes past bw's 4 KiB is flushed into out as it goes.
+	d.out.Reset()
 	w := &d.c.resp
 	w.reset(req, start)
 	w.closeAfter = req.Close
@@ -82,7 +85,6 @@ func (d *Detached) Writer(req *http.Request, start time.Time) http.ResponseWrite
 // request.
 func (d *Detached) Finish() (out []byte, keep bool) {
 	c := &d.c
-	d.out.Reset()
 	ok := c.resp.finish()
 	// What the handler left of the body is dropped with it: the body is
 	// all in memory (SetBody), so it ends, unlike serveOne's, without
