@@ -145,6 +145,7 @@ type lconn struct {
 	buf    []byte // read and not yet used
 	out    []byte // to write
 	eof    bool   // the peer closed its side
+	rerr   error  // why reading ended, when it failed (a reset) rather than at the end of file
 	closed bool
 	hup    bool // the peer closed or failed: read to the end of file
 	full   bool // reading stopped at the buffer's bound, not at EAGAIN
@@ -181,14 +182,19 @@ type lconn struct {
 var errNeedMore = errors.New("more bytes needed")
 
 // needMore reads a byte slice, then errNeedMore, or io.EOF when the app
-// closed the connection.
+// closed the connection, or err when reading it failed: a body that ends
+// with the connection is complete only if the connection ended cleanly.
 type needMore struct {
 	b   []byte
 	eof bool
+	err error
 }
 
 func (n *needMore) Read(p []byte) (int, error) {
 	if len(n.b) == 0 {
+		if n.err != nil {
+			return 0, n.err
+		}
 		if n.eof {
 			return 0, io.EOF
 		}
@@ -743,6 +749,9 @@ func (l *loopWorker) readable(c *lconn, hup bool, now time.Time) {
 		}
 		if n <= 0 {
 			c.eof = true
+			if err != nil {
+				c.rerr = err
+			}
 			break
 		}
 		if n < len(rb) && !c.hup || len(c.buf) > maxResponseHeaderBytes+maxResponseBytes {
@@ -1040,7 +1049,7 @@ func (l *loopWorker) appFailed(a *lconn, err error, now time.Time) {
 // skipped, and the body held in full. It returns errNeedMore while the
 // answer is incomplete.
 func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err error) {
-	l.src = needMore{b: a.buf, eof: a.eof}
+	l.src = needMore{b: a.buf, eof: a.eof, err: a.rerr}
 	br := l.abr
 	br.Reset(&l.src)
 	hd := &a.hd

@@ -506,6 +506,9 @@ func rawApp(raw []byte, end string) http.HandlerFunc {
 		switch end {
 		case "reset":
 			conn.(*net.TCPConn).SetLinger(0)
+		case "late reset": // after postern has read what was written
+			time.Sleep(100 * time.Millisecond)
+			conn.(*net.TCPConn).SetLinger(0)
 		case "stall":
 			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 			io.Copy(io.Discard, conn) // until postern closes the connection
@@ -562,6 +565,10 @@ func TestAppBreaksMidResponse(t *testing.T) {
 		{name: "closed after the headers", raw: head("200 OK", 10), end: "close",
 			wantStatus: 502, wantReason: ReasonUpstreamError},
 		{name: "reset mid-body", raw: cat(head("200 OK", 100), []byte("partial")), end: "reset",
+			wantStatus: 502, wantReason: ReasonUpstreamError},
+		{name: "no length, reset mid-body", raw: []byte("HTTP/1.1 200 OK\r\n\r\npartial"), end: "late reset",
+			wantStatus: 502, wantReason: ReasonUpstreamError},
+		{name: "no length, HTTP/1.0, reset mid-body", raw: []byte("HTTP/1.0 200 OK\r\n\r\npartial"), end: "late reset",
 			wantStatus: 502, wantReason: ReasonUpstreamError},
 		{name: "chunked without its last chunk", raw: chunked(8192), end: "close",
 			wantStatus: 502, wantReason: ReasonUpstreamError},
