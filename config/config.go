@@ -42,7 +42,8 @@ type Config struct {
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"10s"`
 	// AllowRemoteUpstream permits a non-loopback UpstreamURL.
 	AllowRemoteUpstream bool `env:"ALLOW_REMOTE_UPSTREAM" envDefault:"false"`
-	// Secrets is a comma-separated list of signing keys (whsec_ prefix optional); any may match.
+	// Secrets is a list of signing keys (whsec_ prefix optional), separated by
+	// commas or one per line; any may match.
 	Secrets string `env:"SECRETS"`
 	// SecretsFile holds one signing key per line and is re-read when it changes.
 	SecretsFile string `env:"SECRETS_FILE"`
@@ -244,7 +245,7 @@ func (c *Config) loadKeys() []string {
 	case c.Secrets == "" && c.SecretsFile == "":
 		return []string{Prefix + "SECRETS: required (or POSTERN_SECRETS_FILE): the webhook signing secret(s), whsec_..."}
 	case c.Secrets != "":
-		keys, err := signature.ParseSecrets(strings.Split(c.Secrets, ","))
+		keys, err := signature.ParseSecrets(signature.SplitSecrets(c.Secrets))
 		if err != nil {
 			return []string{Prefix + "SECRETS: " + err.Error()}
 		}

@@ -277,6 +277,13 @@ func TestLoadProblems(t *testing.T) {
 		},
 		{name: "two keys", environ: []string{"POSTERN_SECRETS=" + secret1 + ", " + secret2}},
 		{name: "keys without whsec_", environ: []string{"POSTERN_SECRETS=" + strings.TrimPrefix(secret1, "whsec_")}},
+		{name: "keys on lines", environ: []string{"POSTERN_SECRETS=" + secret1 + "\n" + secret2 + "\n"}},
+		{
+			name:     "keys after a CR",
+			environ:  []string{"POSTERN_SECRETS=" + secret1 + "\r" + secret2},
+			want:     []string{"POSTERN_SECRETS"},
+			wantLine: "POSTERN_SECRETS: key 1 has a space or line break inside it (separate keys with commas or newlines)",
+		},
 		{name: "trailing comma", environ: []string{"POSTERN_SECRETS=" + secret1 + ","}, want: []string{"POSTERN_SECRETS"}},
 		{name: "short key", environ: []string{"POSTERN_SECRETS=whsec_c2hvcnQ="}, want: []string{"POSTERN_SECRETS"}},
 		{name: "SECRETS_FILE", environ: []string{"POSTERN_SECRETS_FILE=" + goodKeys}},

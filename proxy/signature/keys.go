@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	svix "github.com/svix/svix-webhooks/go"
 )
@@ -26,6 +27,19 @@ const secretPrefix = "whsec_"
 // are 24 to 64 bytes.
 const minKeyBytes = 16
 
+// SplitSecrets splits POSTERN_SECRETS into its keys: separated by commas,
+// or one per line, as a Kubernetes Secret mounted as a variable holds them
+// (blank lines are skipped).
+func SplitSecrets(v string) []string {
+	var secrets []string
+	for line := range strings.Lines(v) {
+		if strings.TrimSpace(line) != "" {
+			secrets = append(secrets, strings.Split(line, ",")...)
+		}
+	}
+	return secrets
+}
+
 // ParseSecrets decodes signing secrets ("whsec_" prefix optional, base64).
 // Errors name the key by its 1-based position and never contain the key.
 func ParseSecrets(secrets []string) ([][]byte, error) {
@@ -34,6 +48,11 @@ func ParseSecrets(secrets []string) ([][]byte, error) {
 		s = strings.TrimSpace(s)
 		if s == "" {
 			return nil, fmt.Errorf("key %d is empty", i+1)
+		}
+		// base64's decoder skips line breaks: two keys on lines that were
+		// not split (CR line endings) would decode as one wrong key.
+		if strings.ContainsFunc(s, unicode.IsSpace) {
+			return nil, fmt.Errorf("key %d has a space or line break inside it (separate keys with commas or newlines)", i+1)
 		}
 		b64, prefixed := strings.CutPrefix(s, secretPrefix)
 		key, err := base64.StdEncoding.DecodeString(b64)

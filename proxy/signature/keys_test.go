@@ -26,6 +26,28 @@ func rawKey(tb testing.TB, secret string) []byte {
 // badSecret is not base64; its text must never appear in an error.
 const badSecret = "whsec_not!base64?secret-material"
 
+// TestSplitSecrets: POSTERN_SECRETS takes commas or one key per line, as a
+// Secret mounted as a variable holds a rotated pair.
+func TestSplitSecrets(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{in: "a", want: []string{"a"}},
+		{in: "a,b", want: []string{"a", "b"}},
+		{in: "a\nb\n", want: []string{"a\n", "b\n"}},
+		{in: "a\r\nb", want: []string{"a\r\n", "b"}},
+		{in: "a\n\n  \nb,c", want: []string{"a\n", "b", "c"}},
+		{in: "a,", want: []string{"a", ""}}, // an empty key is ParseSecrets' to refuse
+		{in: "", want: nil},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, signature.SplitSecrets(tc.in)); diff != "" {
+			t.Errorf("SplitSecrets(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
 func TestParseSecrets(t *testing.T) {
 	k1, k2 := rawKey(t, v1.secret), rawKey(t, v2.secret)
 	short := base64.StdEncoding.EncodeToString(make([]byte, 15))
@@ -50,6 +72,7 @@ func TestParseSecrets(t *testing.T) {
 		{name: "whsec_ twice", in: []string{"whsec_" + v1.secret}, wantErr: "key 1 is not base64 after whsec_"},
 		{name: "no prefix, not base64", in: []string{"nope!"}, wantErr: "key 1 is not base64 (nor whsec_ followed by base64)"},
 		{name: "prefix alone", in: []string{"whsec_"}, wantErr: "key 1 decodes to 0 bytes; signing keys are at least 16"},
+		{name: "line break inside", in: []string{strings.TrimPrefix(v1.secret, "whsec_") + "\n" + strings.TrimPrefix(v2.secret, "whsec_")}, wantErr: "key 1 has a space or line break inside it (separate keys with commas or newlines)"},
 		{name: "too short", in: []string{v1.secret, "whsec_" + short}, wantErr: "key 2 decodes to 15 bytes; signing keys are at least 16"},
 	}
 	for _, tc := range tests {
@@ -96,7 +119,9 @@ func TestReadSecretsFile(t *testing.T) {
 		{name: "empty file", content: "", wantErr: "no keys"},
 		{name: "comments only", content: "# no keys yet\n", wantErr: "no keys"},
 		{name: "bad second key", content: "# keys\n" + v1.secret + "\n\n" + badSecret + "\n", wantErr: "key 2 is not base64 after whsec_"},
-		{name: "two keys on one line", content: v1.secret + " " + v2.secret, wantErr: "key 1 is not base64 after whsec_"},
+		{name: "two keys on one line", content: v1.secret + " " + v2.secret, wantErr: "key 1 has a space or line break inside it (separate keys with commas or newlines)"},
+		{name: "CR line endings", content: v1.secret + "\r" + v2.secret + "\r", wantErr: "key 1 has a space or line break inside it (separate keys with commas or newlines)"},
+		{name: "CR line endings, no prefix", content: strings.TrimPrefix(v1.secret, "whsec_") + "\r" + strings.TrimPrefix(v2.secret, "whsec_"), wantErr: "key 1 has a space or line break inside it (separate keys with commas or newlines)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

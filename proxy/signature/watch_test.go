@@ -157,7 +157,7 @@ func TestWatchFileFollowsSecretVolume(t *testing.T) {
 	if !verifies(keyB) {
 		t.Error("key B stopped verifying after an invalid file; the previous keys must stay")
 	}
-	if !strings.Contains(logs.String(), "key 1 is not base64 after whsec_") {
+	if !strings.Contains(logs.String(), "key 1 has a space or line break inside it") {
 		t.Errorf("log does not give the reason the file is invalid:\n%s", logs.String())
 	}
 
