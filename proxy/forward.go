@@ -95,22 +95,36 @@ func (f *forwarder) targetURL(in *url.URL) *url.URL {
 	return &u
 }
 
-// writeTarget writes targetURL(in).RequestURI() without building the URL
-// when the target is a plain scheme://host[:port][/].
+// writeTarget writes the request target for in: its path as received,
+// after the target's path, and the two queries.
 func (f *forwarder) writeTarget(w *bufio.Writer, in *url.URL) {
+	p, query := receivedPath(in), in.RawQuery
 	if !f.plain {
-		w.WriteString(f.targetURL(in).RequestURI())
-		return
+		u := f.targetURL(in)
+		p, query = u.RawPath, u.RawQuery
+		if p == "" {
+			p = u.EscapedPath()
+		}
 	}
-	p := in.EscapedPath()
 	if p == "" {
 		p = "/"
 	}
 	w.WriteString(p)
-	if in.RawQuery != "" {
+	if query != "" {
 		w.WriteByte('?')
-		w.WriteString(in.RawQuery)
+		w.WriteString(query)
 	}
+}
+
+// receivedPath is in's path as the request line spelled it. EscapedPath
+// gives that only when it is a valid encoding: for a path with a
+// character such as '|' it escapes the decoded path, and "%2F" in it
+// becomes '/' (another path at the app).
+func receivedPath(in *url.URL) string {
+	if in.RawPath != "" {
+		return in.RawPath
+	}
+	return in.EscapedPath()
 }
 
 // spanRequest is the outbound request as the forward span describes it.
@@ -128,7 +142,7 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 		return in.Path, in.RawPath
 	}
 	tp := strings.TrimSuffix(target.EscapedPath(), "/")
-	ip := in.EscapedPath()
+	ip := receivedPath(in)
 	if !strings.HasPrefix(ip, "/") {
 		ip = "/" + ip
 	}

@@ -146,6 +146,37 @@ func TestUpstreamPath(t *testing.T) {
 	}
 }
 
+// TestPathAsReceived: the request's path and query reach the app spelled as
+// the sender spelled them, escapes included, also where Go's URL type
+// would re-escape the path from its decoded form (a '|' beside "%2F").
+func TestPathAsReceived(t *testing.T) {
+	tests := []struct{ base, target, want string }{
+		{"", "/hooks/tenant%2Fa|b", "/hooks/tenant%2Fa|b"},
+		{"", "/x/%2e%2e/admin<", "/x/%2e%2e/admin<"},
+		{"", "/a%2Fb?q=%2F|", "/a%2Fb?q=%2F|"},
+		{"", "/caf\xc3\xa9/%7B%7d", "/caf\xc3\xa9/%7B%7d"},
+		{"", "http://sender.example/p%2Fq|r?x=1", "/p%2Fq|r?x=1"},
+		{"/base/", "/hooks/tenant%2Fa|b?x=1", "/base/hooks/tenant%2Fa|b?x=1"},
+		{"/base", "/a%2Fb", "/base/a%2Fb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.base+tt.target, func(t *testing.T) {
+			rg := newRig(t, nil, func(o *Options) { o.Upstream.Path = tt.base })
+			h := signed(testKey, "msg_path", testNow, validBody)
+			raw := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nSvix-Id: msg_path\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\nContent-Length: %d\r\n\r\n%s",
+				tt.target, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), len(validBody), validBody)
+			answers := sendRaw(t, rg.proxy.URL, raw)
+			if len(answers) != 1 || answers[0].Status != 204 {
+				t.Fatalf("answers %+v, want one 204", answers)
+			}
+			reqs := rg.app.requests()
+			if len(reqs) != 1 || reqs[0].Target != tt.want {
+				t.Fatalf("app got %+v, want target %q", reqs, tt.want)
+			}
+		})
+	}
+}
+
 // TestBodyReadFailed sends a body shorter than its Content-Length and hangs up.
 func TestBodyReadFailed(t *testing.T) {
 	rg := newRig(t, nil, nil)

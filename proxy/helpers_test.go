@@ -41,6 +41,7 @@ func mustKey(secret string) []byte {
 // received is one request as the app saw it.
 type received struct {
 	Method, Path, Query, Host string
+	Target                    string // the request line's target, as received
 	Header                    http.Header
 	Body                      string
 	ContentLength             int64
@@ -58,7 +59,7 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	a.mu.Lock()
 	a.got = append(a.got, received{
-		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Host: r.Host,
+		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Host: r.Host, Target: r.RequestURI,
 		Header: r.Header.Clone(), Body: string(body), ContentLength: r.ContentLength,
 	})
 	a.mu.Unlock()
