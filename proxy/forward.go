@@ -119,9 +119,11 @@ func (f *forwarder) writeTarget(w *bufio.Writer, in *url.URL) {
 // receivedPath is in's path as the request line spelled it. EscapedPath
 // gives that only when it is a valid encoding: for a path with a
 // character such as '|' it escapes the decoded path, and "%2F" in it
-// becomes '/' (another path at the app).
+// becomes '/' (another path at the app). A raw path that could break the
+// request line (a space or a control character, which the request line's
+// parser already refuses) is escaped instead.
 func receivedPath(in *url.URL) string {
-	if in.RawPath != "" {
+	if in.RawPath != "" && !strings.ContainsFunc(in.RawPath, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return in.RawPath
 	}
 	return in.EscapedPath()
@@ -139,7 +141,7 @@ func hasPrefixFold(s, prefix string) bool {
 // joinPath appends the request's path to the target's path.
 func joinPath(target, in *url.URL) (path, rawPath string) {
 	if target.Path == "" || target.Path == "/" {
-		return in.Path, in.RawPath
+		return in.Path, receivedPath(in)
 	}
 	tp := strings.TrimSuffix(target.EscapedPath(), "/")
 	ip := receivedPath(in)
@@ -151,10 +153,7 @@ func joinPath(target, in *url.URL) (path, rawPath string) {
 	if err != nil {
 		return strings.TrimSuffix(target.Path, "/") + in.Path, ""
 	}
-	if p == joined {
-		return p, ""
-	}
-	return p, joined
+	return p, joined // as received, which may differ from p's default escaping
 }
 
 // send delivers o and reads the app's response, within the upstream

@@ -67,6 +67,23 @@ func referenceHead(f *forwarder, in *http.Request, body []byte, v verifiedHeader
 		ContentLength: int64(len(body)), Body: io.NopCloser(bytes.NewReader(body))}
 	var buf bytes.Buffer
 	err := writeRequest(bufio.NewWriter(&buf), out)
+	breaksLine := func(r rune) bool { return r <= ' ' || r == 0x7f }
+	if p, _, _ := strings.Cut(in.RequestURI, "?"); strings.HasPrefix(p, "/") && !strings.ContainsFunc(p, breaksLine) {
+		// An origin-form path goes out as received, after the target's
+		// path; url.URL's RequestURI re-escapes some from their decoded
+		// form. (One with a space or a control character, which no
+		// request line carries, is escaped.)
+		if base := strings.TrimSuffix(f.target.EscapedPath(), "/"); base != "" {
+			p = base + p
+		}
+		if q := out.URL.RawQuery; q != "" {
+			p += "?" + q
+		}
+		line, rest, _ := bytes.Cut(buf.Bytes(), []byte(" HTTP/1.1\r\n"))
+		if method, _, ok := bytes.Cut(line, []byte(" ")); ok {
+			return slices.Concat(method, []byte(" "+p+" HTTP/1.1\r\n"), rest), err
+		}
+	}
 	return buf.Bytes(), err
 }
 
@@ -145,6 +162,8 @@ func FuzzOutboundHead(f *testing.F) {
 		{"X-Bad", "a\r\nInjected: 1", "X-Other", "1", "", "10.0.0.1:1234", false, false, false, "/hook"},
 		{"Expect", "100-continue", "Host", "evil.example", ",", "10.0.0.1:1234", false, false, false, "base:/sub/path?q=1"},
 		{"X-Forwarded-Host", "evil", "X-Forwarded-Proto", "https", "", "10.0.0.1:1234", true, true, true, "base:/"},
+		{"X-A", "1", "X-B", "2", "", "10.0.0.1:1234", false, false, false, "/hooks/tenant%2Fa|b?x=%2F"},
+		{"X-A", "1", "X-B", "2", "", "10.0.0.1:1234", false, false, false, "base:/x/%2e%2e/admin<"},
 	} {
 		f.Add(s.name1, s.value1, s.name2, s.value2, s.connection, s.remote, s.tls, s.tracing, s.webhook, s.target)
 	}
@@ -165,7 +184,10 @@ func FuzzOutboundHead(f *testing.F) {
 		if err != nil {
 			return
 		}
-		in := &http.Request{Method: http.MethodPost, URL: u, Host: "hooks.example", RemoteAddr: remote, Header: http.Header{}}
+		if !strings.HasPrefix(target, "/") && u.RawPath != "" && u.RawPath != u.EscapedPath() {
+			return // absolute form with a path url.URL re-escapes: the reference cannot spell it
+		}
+		in := &http.Request{Method: http.MethodPost, URL: u, RequestURI: target, Host: "hooks.example", RemoteAddr: remote, Header: http.Header{}}
 		for k, vs := range sig {
 			in.Header[k] = vs
 		}
