@@ -86,6 +86,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* postern.env: postern's environment (a YAML list of EnvVar). */}}
 {{- define "postern.env" -}}
 {{- $secret := required "secrets.existingSecret: name the Secret that holds the signing keys (see the chart README)" .Values.secrets.existingSecret -}}
+{{- if eq (int .Values.ports.webhook) (int .Values.ports.admin) }}
+{{- fail (printf "ports.admin: %v is ports.webhook too; postern refuses one port for both" .Values.ports.admin) }}
+{{- end }}
+{{- if has (int .Values.upstream.port) (list (int .Values.ports.webhook) (int .Values.ports.admin)) }}
+{{- fail (printf "upstream.port: %v is one of postern's own ports; it is the port the app listens on, on 127.0.0.1" .Values.upstream.port) }}
+{{- end }}
 - name: POSTERN_LISTEN_ADDR
   value: {{ printf ":%v" .Values.ports.webhook | quote }}
 - name: POSTERN_ADMIN_ADDR
