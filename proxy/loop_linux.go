@@ -827,7 +827,7 @@ func (l *loopWorker) senderData(c *lconn, now time.Time) {
 			c.det = l.detached(c.remote)
 		}
 		req, ok := c.det.Parse(string(c.buf[:end]))
-		if !ok || int64(end)+req.ContentLength > loopMaxRequest {
+		if !ok || req.ContentLength > loopMaxRequest-int64(end) {
 			l.handOff(c, l.Handler.metrics.handoffRequest)
 			return
 		}

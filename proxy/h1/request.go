@@ -294,7 +294,18 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
+// parseContentLength parses an all-digit length. Leading zeros are allowed,
+// as in net/http; more than 18 digits after them is refused (400) rather
+// than risk an overflow: no body postern takes is that long.
 func parseContentLength(s string) (int64, bool) {
+	if len(s) > 1 {
+		if t := strings.TrimLeft(s, "0"); len(t) < len(s) {
+			s = t
+			if s == "" {
+				s = "0"
+			}
+		}
+	}
 	if s == "" || len(s) > 18 {
 		return 0, false
 	}
