@@ -192,6 +192,8 @@ func (c *Config) validate() []string {
 	}
 	if msg := checkUpstream(c.UpstreamURL, c.AllowRemoteUpstream); msg != "" {
 		add("UPSTREAM_URL", "%s", msg)
+	} else if name := ownAddr(c.UpstreamURL, c.ListenAddr, c.AdminAddr); name != "" {
+		add("UPSTREAM_URL", "is postern's own %s: it must be where the app listens", Prefix+name)
 	}
 	if c.UpstreamTimeout <= 0 || c.UpstreamTimeout >= SenderTimeout {
 		add("UPSTREAM_TIMEOUT", "must be above 0 and below the sender's 15s, got %s", c.UpstreamTimeout)
@@ -279,6 +281,29 @@ func checkUpstream(raw string, allowRemote bool) string {
 		return ""
 	}
 	return fmt.Sprintf("host %q is not loopback; set POSTERN_ALLOW_REMOTE_UPSTREAM=true to allow it", u.Hostname())
+}
+
+// ownAddr names the listener (LISTEN_ADDR or ADMIN_ADDR) that upstream, a
+// checked URL, would reach on this host: postern forwarding to itself.
+func ownAddr(upstream, listen, admin string) string {
+	u, _ := url.Parse(upstream)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if !isLoopback(u.Hostname()) {
+		return ""
+	}
+	for _, a := range []struct{ name, addr string }{{"LISTEN_ADDR", listen}, {"ADMIN_ADDR", admin}} {
+		host, p, err := net.SplitHostPort(a.addr)
+		if err != nil || p != port {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "" || isLoopback(host) || ip != nil && ip.IsUnspecified() {
+			return a.name
+		}
+	}
+	return ""
 }
 
 // isPort reports whether p is a decimal port number from min to 65535.

@@ -277,6 +277,25 @@ func TestLoadProblems(t *testing.T) {
 		},
 		{name: "two keys", environ: []string{"POSTERN_SECRETS=" + secret1 + ", " + secret2}},
 		{name: "keys without whsec_", environ: []string{"POSTERN_SECRETS=" + strings.TrimPrefix(secret1, "whsec_")}},
+		{
+			name:     "upstream is the listener",
+			environ:  withSecret("POSTERN_UPSTREAM_URL=http://127.0.0.1:8090/hooks"),
+			want:     []string{"POSTERN_UPSTREAM_URL"},
+			wantLine: "POSTERN_UPSTREAM_URL: is postern's own POSTERN_LISTEN_ADDR: it must be where the app listens",
+		},
+		{
+			name:     "upstream is the admin listener",
+			environ:  withSecret("POSTERN_ADMIN_ADDR=127.0.0.1:9000", "POSTERN_UPSTREAM_URL=http://localhost:9000"),
+			want:     []string{"POSTERN_UPSTREAM_URL"},
+			wantLine: "POSTERN_UPSTREAM_URL: is postern's own POSTERN_ADMIN_ADDR: it must be where the app listens",
+		},
+		{
+			name:     "upstream on port 80 is the listener",
+			environ:  withSecret("POSTERN_LISTEN_ADDR=[::]:80", "POSTERN_UPSTREAM_URL=http://[::1]"),
+			want:     []string{"POSTERN_UPSTREAM_URL"},
+			wantLine: "POSTERN_UPSTREAM_URL: is postern's own POSTERN_LISTEN_ADDR: it must be where the app listens",
+		},
+		{name: "upstream on the listener's port, other address", environ: withSecret("POSTERN_LISTEN_ADDR=10.0.0.5:8090", "POSTERN_UPSTREAM_URL=http://127.0.0.1:8090")},
 		{name: "keys on lines", environ: []string{"POSTERN_SECRETS=" + secret1 + "\n" + secret2 + "\n"}},
 		{
 			name:     "keys after a CR",
