@@ -471,6 +471,8 @@ func TestRefusesBadValues(t *testing.T) {
 		{"no bind env", []string{"--set-string", "secrets.existingSecret=s,app.image.repository=r,app.image.tag=1"}, "app.bind.env"},
 		{"latest postern", []string{"-f", native, "--set", "image.tag=latest"}, `image.tag: "latest" is not allowed`},
 		{"latest app", []string{"-f", native, "--set", "app.image.tag=latest"}, `app.image.tag: "latest" is not allowed`},
+		{"grace shorter than the drain", []string{"-f", native, "--set", "config.shutdownTimeout=60s"}, "terminationGracePeriodSeconds: 30 does not exceed config.shutdownTimeout (60s)"},
+		{"grace shorter than the drain, in minutes", []string{"-f", native, "--set", "config.shutdownTimeout=1m"}, "terminationGracePeriodSeconds: 30 does not exceed config.shutdownTimeout (1m)"},
 		{"one port for both", []string{"-f", native, "--set", "ports.admin=8090"}, "ports.admin: 8090 is ports.webhook too"},
 		{"upstream on postern's port", []string{"-f", native, "--set", "upstream.port=8091"}, "upstream.port: 8091 is one of postern's own ports"},
 		{"upstream timeout past the sender's", []string{"-f", native, "--set", "upstream.timeout=30s"}, "/upstream/timeout"},
