@@ -1168,7 +1168,7 @@ func (l *loopWorker) handOff(c *lconn, count prometheus.Counter) {
 	if err != nil {
 		return
 	}
-	l.Fallback.Adopt(nc, c.buf)
+	l.Fallback.Adopt(nc, c.remote, c.buf)
 }
 
 // streamAnswer hands an exchange whose answer is larger than

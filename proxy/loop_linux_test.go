@@ -189,6 +189,39 @@ func TestLoopSlowSender(t *testing.T) {
 	}
 }
 
+// TestLoopHandOffAfterReset: a sender that resets its connection midway
+// through a body is handed to the goroutine engine (which answers an
+// incomplete request) although the socket has no peer address left to ask
+// for; postern keeps serving, and the partial request reaches nobody.
+func TestLoopHandOffAfterReset(t *testing.T) {
+	rg, _ := loopRig(t, nil)
+	for range 3 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+		time.Sleep(20 * time.Millisecond) // read by the loop before the reset
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count(rg.handler.metrics.handoffRequest) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := count(rg.handler.metrics.handoffRequest); n != 3 {
+		t.Fatalf("%v reset connections handed over, want 3", n)
+	}
+	time.Sleep(50 * time.Millisecond) // the goroutine engine takes them up
+	got := rg.post(t, "/hook", signed(testKey, "msg_after_reset", testNow, validBody), validBody)
+	if got.Status != 204 {
+		t.Errorf("after the resets: got %d %s, want 204", got.Status, got.Reason)
+	}
+	if reqs := rg.app.requests(); len(reqs) != 1 || reqs[0].Header.Get("Svix-Id") != "msg_after_reset" {
+		t.Errorf("app received %v, want msg_after_reset alone", reqs)
+	}
+}
+
 // TestLoopFramesAsGoroutineEngine sends the same byte streams to the event
 // loop and to the goroutine engine, each in front of its own app, and
 // requires the same answers and the same requests at the app: the loop

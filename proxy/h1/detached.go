@@ -104,10 +104,12 @@ func (d *Detached) Stream(w io.Writer) {
 	d.c.bw.Reset(w)
 }
 
-// Adopt serves nc from now on as if Serve had accepted it, with buffered
-// (what was read from it and not answered) read first. It returns false,
-// and closes nc, when the server is closing.
-func (s *Server) Adopt(nc net.Conn, buffered []byte) bool {
+// Adopt serves nc, a connection from remote, from now on as if Serve had
+// accepted it, with buffered (what was read from it and not answered) read
+// first. It returns false, and closes nc, when the server is closing.
+// remote is the peer's address as the caller recorded it at accept: a
+// connection the peer has reset since has none to ask for.
+func (s *Server) Adopt(nc net.Conn, remote string, buffered []byte) bool {
 	if len(buffered) > 0 {
 		nc = &prefixConn{Conn: nc, prefix: buffered}
 	}
@@ -121,6 +123,9 @@ func (s *Server) Adopt(nc net.Conn, buffered []byte) bool {
 	if c == nil {
 		nc.Close()
 		return false
+	}
+	if remote != "" {
+		c.remote = remote
 	}
 	go c.serve()
 	return true

@@ -203,7 +203,10 @@ func (s *Server) newConn(nc net.Conn, accepted bool) *conn {
 	if s.closed.Load() || s.closing.Load() && !accepted {
 		return nil
 	}
-	c := &conn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c := &conn{srv: s, nc: nc}
+	if a := nc.RemoteAddr(); a != nil { // nil for a socket the peer reset before it was wrapped
+		c.remote = a.String()
+	}
 	c.state.Store(stateNew)
 	s.conns[c] = struct{}{}
 	return c
