@@ -63,7 +63,9 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestTraceExport checks, for OTLP over HTTP/protobuf and gRPC, that the
 // trace id the app received in traceparent is the one exported, and that
-// the spans of the last request are flushed on shutdown.
+// the spans of the last request are flushed on shutdown, also when a
+// request before it, in the same batch, carried bytes that are not UTF-8
+// (which OTLP's protobuf refuses, failing the whole batch).
 func TestTraceExport(t *testing.T) {
 	for _, protocol := range []string{"http/protobuf", "grpc"} {
 		t.Run(protocol, func(t *testing.T) {
@@ -101,6 +103,14 @@ func TestTraceExport(t *testing.T) {
 				"OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol,
 				"OTEL_SERVICE_NAME=postern-test",
 			})
+			conn, err := net.Dial("tcp", p.listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(conn, "GET /%FF\xfe HTTP/1.1\r\nHost: x\r\nUser-Agent: \xff\r\nConnection: close\r\n\r\n")
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.ReadAll(conn) // the 405
+			conn.Close()
 			req, _ := http.NewRequest(http.MethodPost, "http://"+p.listen+"/hook", strings.NewReader(e2eBody))
 			req.Header = signWith(t)
 			resp, err := (&http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}).Do(req)
@@ -136,10 +146,15 @@ func TestTraceExport(t *testing.T) {
 			if !found {
 				t.Errorf("exported spans %q lack %q (the forward span named in traceparent)", spans, want)
 			}
-			for _, r := range p.audit() {
-				if r["trace_id"] != parts[1] {
-					t.Errorf("audit trace_id %v, want %s", r["trace_id"], parts[1])
-				}
+			records := p.audit()
+			if len(records) != 2 {
+				t.Fatalf("%d audit records, want 2 (the 405, the webhook)", len(records))
+			}
+			if r := records[1]; r["trace_id"] != parts[1] {
+				t.Errorf("webhook's audit trace_id %v, want %s", r["trace_id"], parts[1])
+			}
+			if len(rc.spans) != 2 {
+				t.Errorf("exported traces %v, want 2 (the 405's, the webhook's)", rc.spans)
 			}
 		})
 	}

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -92,8 +94,8 @@ func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
 
 	if span.IsRecording() {
 		span.SetAttributes(
-			attribute.String("postern.msg_id", rec.msgID),
-			attribute.String("postern.event_type", rec.eventType),
+			attribute.String("postern.msg_id", spanText(rec.msgID)),
+			attribute.String("postern.event_type", spanText(rec.eventType)),
 			attribute.String("postern.outcome", rec.outcome),
 			attribute.String("postern.reason", rec.reason),
 			semconv.HTTPResponseStatusCode(rec.status),
@@ -112,22 +114,35 @@ func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
 	span.End()
 }
 
+// spanText is s as a span attribute may hold it: OTLP's protobuf strings
+// must be UTF-8, and one invalid attribute fails the export of its whole
+// batch (other senders' spans too). A sender's bytes are not trusted to
+// be: what is not UTF-8 becomes U+FFFD.
+func spanText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 // serverAttributes are the semantic-convention attributes of the server span.
 func serverAttributes(r *http.Request) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(r.Method),
-		semconv.URLPath(r.URL.Path),
+		semconv.URLPath(spanText(r.URL.Path)),
 		semconv.URLScheme("http"),
 		semconv.NetworkProtocolVersion(fmt.Sprintf("%d.%d", r.ProtoMajor, r.ProtoMinor)),
-		semconv.UserAgentOriginal(r.UserAgent()),
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(spanText(ua)))
 	}
 	if host, port, err := net.SplitHostPort(r.Host); err == nil {
-		attrs = append(attrs, semconv.ServerAddress(host))
+		attrs = append(attrs, semconv.ServerAddress(spanText(host)))
 		if p, err := strconv.Atoi(port); err == nil {
 			attrs = append(attrs, semconv.ServerPort(p))
 		}
 	} else if r.Host != "" {
-		attrs = append(attrs, semconv.ServerAddress(r.Host))
+		attrs = append(attrs, semconv.ServerAddress(spanText(r.Host)))
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		attrs = append(attrs, semconv.ClientAddress(ip))
@@ -139,8 +154,8 @@ func serverAttributes(r *http.Request) []attribute.KeyValue {
 func clientAttributes(out *http.Request, ur *upstreamResponse, perr *Error) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(out.Method),
-		semconv.URLFull(out.URL.String()),
-		semconv.ServerAddress(out.URL.Hostname()),
+		semconv.URLFull(spanText(out.URL.String())),
+		semconv.ServerAddress(spanText(out.URL.Hostname())),
 	}
 	if p, err := strconv.Atoi(out.URL.Port()); err == nil {
 		attrs = append(attrs, semconv.ServerPort(p))
