@@ -32,6 +32,7 @@ import (
 	"github.com/postern-dev/postern/proxy/jsonlog"
 	"github.com/postern-dev/postern/proxy/signature"
 	"github.com/postern-dev/postern/proxy/telemetry"
+	"go.opentelemetry.io/otel"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -162,6 +163,11 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 	if err != nil {
 		return &config.Error{Problems: []string{err.Error()}}
 	}
+	// The SDK's own errors (an export that failed) go to the JSON log,
+	// not to the standard logger's plain lines on stderr.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("telemetry error", "error", err.Error())
+	}))
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

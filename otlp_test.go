@@ -159,3 +159,46 @@ func TestTraceExport(t *testing.T) {
 		})
 	}
 }
+
+// TestTelemetryErrorsLogged: an export the collector refuses is reported
+// in postern's JSON log, not as the SDK's plain line on stderr.
+func TestTelemetryErrorsLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there: every export fails
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer app.Close()
+	p := start(t, []string{
+		"POSTERN_SECRETS=" + e2eSecret,
+		"POSTERN_UPSTREAM_URL=" + app.URL,
+		"POSTERN_LISTEN_ADDR=127.0.0.1:0",
+		"POSTERN_ADMIN_ADDR=127.0.0.1:0",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_EXPORTER_OTLP_TIMEOUT=200",
+		"OTEL_BSP_SCHEDULE_DELAY=50",
+	})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.listen+"/hook", strings.NewReader(e2eBody))
+	req.Header = signWith(t)
+	resp, err := (&http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(20 * time.Second) // the exporter retries for about 5 s
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		for _, m := range p.lines {
+			if m["msg"] == "telemetry error" && m["level"] == "WARN" && m["error"] != "" {
+				p.mu.Unlock()
+				return
+			}
+		}
+		p.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Error("no \"telemetry error\" line in the JSON log after a failed export")
+}
