@@ -299,7 +299,7 @@ func BenchmarkWriteResponse(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				clear(w.h)
-				if err := writeResponse(w, ur); err != nil {
+				if err, _ := writeResponse(w, ur); err != nil {
 					b.Fatal(err)
 				}
 			}

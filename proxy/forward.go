@@ -192,8 +192,12 @@ func upstreamError(deadline time.Time, err error) *Error {
 }
 
 // writeResponse sends the app's answer back to the sender, minus hop-by-hop
-// headers, with an explicit Content-Length when the whole body is held.
-func writeResponse(w http.ResponseWriter, ur *upstreamResponse) error {
+// headers, with an explicit Content-Length when the whole body is held. It
+// returns appErr when the app's answer broke midway, and senderErr when
+// the sender could not take all of it (it hung up): the rest of the app's
+// answer is then still read, so that an answer the app completed counts as
+// taken, as it does when the body is held.
+func writeResponse(w http.ResponseWriter, ur *upstreamResponse) (appErr, senderErr error) {
 	h := w.Header()
 	ah := &ur.header
 	// The app's headers replace any set before. Usually none were: then
@@ -230,15 +234,30 @@ func writeResponse(w http.ResponseWriter, ur *upstreamResponse) error {
 		h["Content-Length"] = ah.length
 		w.WriteHeader(ur.status)
 		w.Write(ur.body) // a sender that hung up after the app answered retries; dedupe answers it
-		return nil
+		return nil, nil
 	}
 	defer ur.rest.Close()
 	w.WriteHeader(ur.status)
-	w.Write(ur.body)
+	sw := &senderWriter{w: w}
+	sw.Write(ur.body)
 	// The status is already sent; on error the caller aborts the connection
 	// so the sender sees a broken response rather than a complete one.
-	_, err := io.Copy(w, ur.rest)
-	return err
+	_, appErr = io.Copy(sw, ur.rest)
+	return appErr, sw.err
+}
+
+// senderWriter writes to the sender until a write fails, and then takes
+// the rest without writing it.
+type senderWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *senderWriter) Write(p []byte) (int, error) {
+	if s.err == nil {
+		_, s.err = s.w.Write(p)
+	}
+	return len(p), nil
 }
 
 // deleteNamed removes from h the headers a Connection value names, as

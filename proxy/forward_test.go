@@ -348,6 +348,52 @@ func TestSenderGoneDoesNotCancelDelivery(t *testing.T) {
 	}
 }
 
+// TestSenderGoneDuringLargeAnswer: a sender that hangs up before the app
+// answers with a body too large to hold (streamed) does not make the app's
+// complete answer a failure: the webhook counts as taken, and the
+// sender's retry is answered as a duplicate, not delivered again.
+func TestSenderGoneDuringLargeAnswer(t *testing.T) {
+	big := strings.Repeat("b", 2<<20)
+	done := make(chan struct{}, 1)
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond) // the sender is gone by now
+		io.WriteString(w, big)
+		select {
+		case done <- struct{}{}:
+		default: // delivered again: the test fails on the app's count
+		}
+	}, nil)
+	h := signed(testKey, "msg_gone_big", testNow, validBody)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: msg_gone_big\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
+		len(validBody), h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), validBody)
+	time.Sleep(100 * time.Millisecond)
+	conn.(*net.TCPConn).SetLinger(0)
+	conn.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the app never answered")
+	}
+	var retry answer
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// 409 while postern still reads the rest of the app's answer
+		retry = rg.post(t, "/hook", signed(testKey, "msg_gone_big", testNow, validBody), validBody)
+		if retry.Status != http.StatusConflict || time.Now().After(deadline) {
+			break
+		}
+	}
+	if retry.Status != http.StatusOK || retry.Body != `{"duplicate":true}` {
+		t.Errorf("retry got %d %q, want 200 duplicate", retry.Status, retry.Body)
+	}
+	if n := len(rg.app.requests()); n != 1 {
+		t.Errorf("app received %d requests, want 1", n)
+	}
+}
+
 // TestIsHopHeader keeps isHopHeader's switch and the hopHeaders list the
 // same set.
 func TestIsHopHeader(t *testing.T) {

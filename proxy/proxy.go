@@ -375,9 +375,15 @@ func (h *Handler) respond(w http.ResponseWriter, d *delivery, ur *upstreamRespon
 		return
 	}
 	rec.outcome, rec.status, rec.upstreamStatus = OutcomeForwarded, ur.status, ur.status
-	if err := writeResponse(w, ur); err != nil {
-		rec.outcome, rec.reason, rec.err, rec.aborted = OutcomeUpstreamFailed, ReasonUpstreamError, err, true
+	appErr, senderErr := writeResponse(w, ur)
+	if appErr != nil {
+		rec.outcome, rec.reason, rec.err, rec.aborted = OutcomeUpstreamFailed, ReasonUpstreamError, appErr, true
 		return
+	}
+	if senderErr != nil {
+		// The app took the webhook; the sender, gone, retries and is
+		// answered as a duplicate.
+		rec.err, rec.aborted = senderErr, true
 	}
 	d.acked = ur.status >= 200 && ur.status < 300
 }

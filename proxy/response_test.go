@@ -154,7 +154,7 @@ func relayExchange(raw []byte) (relayed, error) {
 		return relayed{}, err
 	}
 	rec := httptest.NewRecorder()
-	if err := writeResponse(rec, ur); err != nil {
+	if err, _ := writeResponse(rec, ur); err != nil {
 		return relayed{}, err
 	}
 	return relayed{rec.Code, rec.Header(), rec.Body.String(), len(c.idle) == 1}, nil
