@@ -93,10 +93,7 @@ func writeProblem(w http.ResponseWriter, e *Error) {
 // before the handler sees it: malformed or ambiguous framing, a bad request
 // line or header, or headers over MaxHeaderBytes.
 func requestErrorBody(status int, detail string) (string, []byte) {
-	reason := ReasonMalformedRequest
-	if status == http.StatusRequestHeaderFieldsTooLarge {
-		reason = ReasonHeadersTooLarge
-	}
+	reason := refusalReason(status)
 	body, _ := json.Marshal(problem{
 		Type:   "urn:postern:reason:" + reason,
 		Title:  http.StatusText(status),
@@ -105,6 +102,15 @@ func requestErrorBody(status int, detail string) (string, []byte) {
 		Reason: reason,
 	})
 	return "application/problem+json", body
+}
+
+// refusalReason is the reason code of a request the HTTP server refuses
+// with status.
+func refusalReason(status int) string {
+	if status == http.StatusRequestHeaderFieldsTooLarge {
+		return ReasonHeadersTooLarge
+	}
+	return ReasonMalformedRequest
 }
 
 // writeJSON writes a small fixed 200 body postern answers itself.

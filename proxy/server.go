@@ -27,6 +27,15 @@ const (
 // postern's timeouts and header limit, answering requests it cannot read
 // with a problem body (reason malformed_request or headers_too_large).
 func NewListener(h http.Handler, upstreamTimeout time.Duration, errLog *log.Logger) *h1.Server {
+	errorBody := requestErrorBody
+	if ph, ok := h.(*Handler); ok {
+		// Refused before the handler sees them (no audit record: there
+		// is no message to name), but counted with every other request.
+		errorBody = func(status int, detail string) (string, []byte) {
+			ph.metrics.add(ph.metrics.requests, OutcomeRejected, refusalReason(status))
+			return requestErrorBody(status, detail)
+		}
+	}
 	return &h1.Server{
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -35,7 +44,7 @@ func NewListener(h http.Handler, upstreamTimeout time.Duration, errLog *log.Logg
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          errLog,
-		ErrorBody:         requestErrorBody,
+		ErrorBody:         errorBody,
 	}
 }
 

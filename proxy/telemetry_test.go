@@ -181,6 +181,25 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestRefusalsCounted: requests the HTTP server refuses before the handler
+// sees them are in postern_requests_total too.
+func TestRefusalsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rg := newRig(t, nil, func(o *Options) { o.Metrics = reg })
+	sendRaw(t, rg.proxy.URL, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}")
+	sendRaw(t, rg.proxy.URL, "POST /hook HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("b", MaxHeaderBytes)+"\r\n\r\n")
+	sendRaw(t, rg.proxy.URL, "POST /hook HTTP/2.0\r\nHost: x\r\n\r\n")
+	got := gather(t, reg, nil)
+	for k, want := range map[string]float64{
+		"postern_requests_total{outcome=rejected,reason=malformed_request}": 2,
+		"postern_requests_total{outcome=rejected,reason=headers_too_large}": 1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+}
+
 // TestInFlightGauge: postern_requests_in_flight counts the request the app
 // is holding, and drops back when it answers.
 func TestInFlightGauge(t *testing.T) {
