@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postern-dev/postern/proxy/jsonlog"
@@ -583,8 +584,13 @@ func (h *Handler) endForward(d *delivery, ur *upstreamResponse, perr *Error) (*u
 	h.metrics.forward.Observe((h.tick(&d.rec) - d.fstart).Seconds())
 	if span := d.fspan; span.IsRecording() {
 		span.SetAttributes(clientAttributes(h.fwd.spanRequest(d.o.in), ur, perr)...)
-		if perr != nil {
+		switch {
+		case perr != nil:
 			span.SetStatus(codes.Error, perr.Reason)
+		case ur.status >= 400:
+			// A client span's error, by OpenTelemetry's HTTP conventions.
+			span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(ur.status)))
+			span.SetStatus(codes.Error, "")
 		}
 	}
 	d.fspan.End()

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -178,6 +179,30 @@ func TestMetrics(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+}
+
+// TestForwardSpanError: an app's 4xx or 5xx marks the forward (client)
+// span as an error, as OpenTelemetry's HTTP conventions ask; a 2xx does not.
+func TestForwardSpanError(t *testing.T) {
+	for _, status := range []int{204, 404, 503} {
+		sr := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+		rg := newRig(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }, func(o *Options) { o.Tracer = tp.Tracer("test") })
+		rg.post(t, "/hook", signed(testKey, "msg_fse", testNow, validBody), validBody)
+		var fwd sdktrace.ReadOnlySpan
+		for _, s := range sr.Ended() {
+			if s.Name() == "forward" {
+				fwd = s
+			}
+		}
+		if fwd == nil {
+			t.Fatalf("app status %d: no forward span", status)
+		}
+		wantErr := status >= 400
+		if got := fwd.Status().Code == codes.Error; got != wantErr {
+			t.Errorf("app status %d: forward span status %v, want error=%v", status, fwd.Status(), wantErr)
+		}
 	}
 }
 
