@@ -233,7 +233,11 @@ func healthcheck(ctx context.Context, adminAddr string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: "/healthz"} // String escapes an IPv6 zone
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("POSTERN_ADMIN_ADDR: %w", err)
+	}
 	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
@@ -278,8 +282,7 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	case *secret != "":
 		keys, err = signature.ParseSecrets([]string{*secret})
 	case cfg.Secrets != "":
-		first, _, _ := strings.Cut(cfg.Secrets, ",")
-		keys, err = signature.ParseSecrets([]string{first})
+		keys, err = signature.ParseSecrets(signature.SplitSecrets(cfg.Secrets)[:1])
 	case cfg.SecretsFile != "":
 		keys, err = signature.ReadSecretsFile(cfg.SecretsFile)
 	default:

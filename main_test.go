@@ -251,6 +251,7 @@ func TestCommands(t *testing.T) {
 		{name: "admin on a port in use", environ: []string{"POSTERN_SECRETS=" + e2eSecret, "POSTERN_LISTEN_ADDR=127.0.0.1:0", "POSTERN_ADMIN_ADDR=" + busy.Addr().String()},
 			wantErr: true, errIn: "POSTERN_ADMIN_ADDR: "},
 		{name: "healthcheck with nothing listening", args: []string{"healthcheck"}, environ: []string{"POSTERN_ADMIN_ADDR=127.0.0.1:1"}, wantErr: true},
+		{name: "healthcheck with a host no URL holds", args: []string{"healthcheck"}, environ: []string{"POSTERN_ADMIN_ADDR=a b:1"}, wantErr: true, errIn: "POSTERN_ADMIN_ADDR: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,6 +284,26 @@ func TestCommands(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSignFirstKey: sign uses the first key of POSTERN_SECRETS, whether
+// its keys are separated by commas or by lines.
+func TestSignFirstKey(t *testing.T) {
+	sign := func(args, environ []string) string {
+		var out bytes.Buffer
+		args = append([]string{"sign", "--id", "msg_first", "--timestamp", "1764410400"}, args...)
+		if err := run(context.Background(), args, environ, strings.NewReader("{}"), &out, io.Discard); err != nil {
+			t.Fatalf("sign %q: %v", environ, err)
+		}
+		return out.String()
+	}
+	other := "whsec_" + strings.Repeat("A", 32)
+	want := sign([]string{"--secret", e2eSecret}, nil)
+	for _, secrets := range []string{e2eSecret + "," + other, "\n" + e2eSecret + "\n" + other + "\n", e2eSecret + "\r\n" + other} {
+		if got := sign(nil, []string{"POSTERN_SECRETS=" + secrets}); got != want {
+			t.Errorf("POSTERN_SECRETS=%q: sign printed %q, want %q (the first key's)", secrets, got, want)
+		}
 	}
 }
 
