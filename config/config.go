@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"sort"
@@ -181,14 +182,16 @@ func (c *Config) validate() []string {
 		p = append(p, Prefix+name+": "+fmt.Sprintf(format, args...))
 	}
 	for _, a := range []struct{ name, addr string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}} {
-		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+		if host, port, err := net.SplitHostPort(a.addr); err != nil {
 			add(a.name, "%q is not host:port (e.g. :8090 or 127.0.0.1:8090)", a.addr)
 		} else if !isPort(port, 0) {
 			add(a.name, "port %q is not a number from 0 to 65535", port)
+		} else if !isHost(host) {
+			add(a.name, "host %q is not an IP address or a host name", host)
 		}
 	}
-	if c.ListenAddr == c.AdminAddr && !strings.HasSuffix(c.ListenAddr, ":0") {
-		add("ADMIN_ADDR", "must differ from POSTERN_LISTEN_ADDR")
+	if sameListener(c.ListenAddr, c.AdminAddr) {
+		add("ADMIN_ADDR", "must differ from POSTERN_LISTEN_ADDR (the same port on the same address)")
 	}
 	if msg := checkUpstream(c.UpstreamURL, c.AllowRemoteUpstream); msg != "" {
 		add("UPSTREAM_URL", "%s", msg)
@@ -295,15 +298,57 @@ func ownAddr(upstream, listen, admin string) string {
 		return ""
 	}
 	for _, a := range []struct{ name, addr string }{{"LISTEN_ADDR", listen}, {"ADMIN_ADDR", admin}} {
-		host, p, err := net.SplitHostPort(a.addr)
-		if err != nil || p != port {
-			continue
-		}
-		if ip := net.ParseIP(host); host == "" || isLoopback(host) || ip != nil && ip.IsUnspecified() {
+		if sameListener(a.addr, net.JoinHostPort(u.Hostname(), port)) {
 			return a.name
 		}
 	}
 	return ""
+}
+
+// sameListener reports whether host:port addresses a and b name the same
+// socket: the same port (not 0, which picks a free one), on the same
+// address, or on all addresses for either. "localhost" is 127.0.0.1.
+func sameListener(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	ha, hb = canonicalHost(ha), canonicalHost(hb)
+	return ha == "" || hb == "" || ha == hb
+}
+
+// canonicalHost is host as sameListener compares it: "" for all addresses.
+func canonicalHost(host string) string {
+	if strings.EqualFold(host, "localhost") {
+		return "127.0.0.1"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.IsUnspecified() {
+			return ""
+		}
+		return ip.Unmap().String()
+	}
+	return strings.ToLower(host)
+}
+
+// isHost reports whether host can be listened on: empty (all addresses),
+// an IP address (with an IPv6 zone) or a DNS name.
+func isHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for i := 0; i < len(host); i++ {
+		switch b := host[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '-', b == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // isPort reports whether p is a decimal port number from min to 65535.
