@@ -177,6 +177,7 @@ func (s *Server) Run(ctx context.Context) error {
 	admin.Close()
 	if errors.Is(err, context.DeadlineExceeded) {
 		main.Close()
+		s.Log.Error("drain timed out with requests still in flight; their senders' connections are closed", "timeout", s.ShutdownTimeout.String())
 		return errors.New("drain timed out with requests still in flight")
 	}
 	s.Log.Info("stopped")
