@@ -95,6 +95,14 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	isHelp := func(s string) bool { return s == "help" || s == "-h" || s == "--help" || s == "-help" }
+	if isHelp(cmd) || cmd != "sign" && len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if len(args) > 0 && cmd != "sign" {
+		return fmt.Errorf("%s takes no arguments, got %q (configuration is environment variables only)\n%s", cmd, args, usage)
+	}
 	switch cmd {
 	case "serve":
 		cfg, err := config.Load(environ)
@@ -134,8 +142,20 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			return serve(ctx, cfg, environ, logs, onListen)
 		})
 	}
-	return fmt.Errorf("unknown command %q (commands: serve, check-config, version, healthcheck, sign, demo)", cmd)
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
+
+const usage = `usage: postern [command]
+
+  serve         verify and forward webhooks (the default); configured by POSTERN_* variables
+  check-config  check the configuration as serve would, and exit 0 or 2
+  demo          run postern in front of an example app and send it five events
+  sign          print signature headers for the body on stdin (sign -h for its flags)
+  healthcheck   ask the admin listener's /healthz; exit 0 or 1 (for container HEALTHCHECKs)
+  version       print the version
+
+The variables are in README.md, Configuration.
+`
 
 // serve wires the configuration into telemetry, the handler and the servers
 // and runs them until ctx ends; telemetry is flushed on the way out.
