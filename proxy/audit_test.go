@@ -77,3 +77,28 @@ func TestAuditTraceIDFromSender(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditNamesRefusedMessage: a request turned away before its signature
+// is checked (wrong method, body over the cap) is audited with the message
+// id its headers name, when they are well formed.
+func TestAuditNamesRefusedMessage(t *testing.T) {
+	var buf bytes.Buffer
+	rg := newRig(t, nil, func(o *Options) { o.Audit = slog.New(jsonlog.New(&buf, nil)); o.MaxBodyBytes = 64 })
+	rg.do(t, "PUT", "/", signed(testKey, "msg_put", testNow, validBody), validBody)
+	rg.post(t, "/", signed(testKey, "msg_big", testNow, validBody), validBody)
+	rg.do(t, "GET", "/", nil, "")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{
+		`"msg_id":"msg_put","event_type":"","outcome":"rejected","reason":"method_not_allowed","status":405`,
+		`"msg_id":"msg_big","event_type":"","outcome":"rejected","reason":"body_too_large","status":413`,
+		`"msg_id":"","event_type":"","outcome":"rejected","reason":"method_not_allowed","status":405`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("audit records:\n%s", buf.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("record %d: %s\nwant it to hold %s", i, lines[i], w)
+		}
+	}
+}

@@ -280,20 +280,27 @@ func (h *Handler) end(d *delivery) {
 // check runs the checks in the order of the status contract. It answers
 // on w and returns false when the request is refused or answered without
 // the app; it returns true when d is to be forwarded.
+// namedID is the message id r's headers name, for the audit record of a
+// request turned away before its signature is checked: empty unless the
+// signature headers are well formed (nothing is verified).
+func namedID(r *http.Request) string {
+	if hdr, err := signature.Extract(r.Header); err == nil {
+		return hdr.ID
+	}
+	return ""
+}
+
 func (h *Handler) check(w http.ResponseWriter, r *http.Request, d *delivery) (forward bool) {
 	rec := &d.rec
 	if h.draining.Load() {
-		// The audit record names the message turned away, when its
-		// headers are well formed (nothing is verified).
-		if hdr, err := signature.Extract(r.Header); err == nil {
-			rec.msgID = hdr.ID
-		}
+		rec.msgID = namedID(r)
 		w.Header().Set("Connection", "close")
 		h.reject(w, rec, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonShuttingDown,
 			Detail: "postern is shutting down; retry shortly", RetryAfter: retryAfterDraining})
 		return false
 	}
 	if r.Method != http.MethodPost {
+		rec.msgID = namedID(r)
 		h.reject(w, rec, &Error{Status: http.StatusMethodNotAllowed, Reason: ReasonMethodNotAllowed,
 			Detail: "webhooks are delivered with POST"})
 		return false
@@ -302,6 +309,7 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request, d *delivery) (fo
 	d.reserved = reserved
 	rec.bytes = len(body)
 	if perr != nil {
+		rec.msgID = namedID(r)
 		h.reject(w, rec, perr)
 		return false
 	}
