@@ -521,7 +521,7 @@ func (h *Handler) validate(ctx context.Context, body []byte, rec *record) (event
 	eventType, err := h.opts.EventType.EventType(doc)
 	if err != nil {
 		return "", false, &Error{Status: http.StatusBadRequest, Reason: ReasonMissingEventType,
-			Detail: "no non-empty string without control characters at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
+			Detail: "no non-empty string without control characters or surrounding spaces at " + h.opts.EventType.String() + " in a JSON object body", Err: err}
 	}
 	eventType, known, err = h.opts.Schemas.Validate(eventType, doc)
 	if err != nil {

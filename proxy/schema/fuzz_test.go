@@ -145,7 +145,8 @@ func refEventType(tokens []string, doc any) (string, bool) {
 		}
 	}
 	s, ok := v.(string)
-	if !ok || s == "" || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+	if !ok || s == "" || s[0] == ' ' || s[len(s)-1] == ' ' ||
+		strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 }) {
 		return "", false
 	}
 	return s, true

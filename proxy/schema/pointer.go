@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/postern-dev/postern/proxy/strictjson"
 )
@@ -42,7 +43,7 @@ func (p Pointer) String() string { return p.raw }
 // EventType returns the non-empty string that the document d holds (its
 // root at index 0) at p. An empty d, a document that is not an object, a
 // missing member or array element, or a value that is not a non-empty string
-// without control characters is ErrNoEventType.
+// without control characters and spaces at its ends is ErrNoEventType.
 func (p Pointer) EventType(d *strictjson.Doc) (string, error) {
 	if len(d.Nodes) == 0 || d.Nodes[0].Kind != strictjson.Object {
 		return "", ErrNoEventType
@@ -76,10 +77,27 @@ func (p Pointer) EventType(d *strictjson.Doc) (string, error) {
 		return "", ErrNoEventType
 	}
 	s := n.Text
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		// A header value loses them: the app would read another type
+		// than the one validated.
+		return "", ErrNoEventType
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < ' ' || s[i] == 0x7f {
 			return "", ErrNoEventType // it travels in a header and a metric label
 		}
+		if s[i] >= 0x80 {
+			if strings.ContainsFunc(s[i:], notInEventType) {
+				return "", ErrNoEventType
+			}
+			break
+		}
 	}
 	return s, nil
+}
+
+// notInEventType reports the characters beyond ASCII an event type may
+// not hold: control characters (C1) and the line and paragraph separators.
+func notInEventType(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }

@@ -59,6 +59,12 @@ func TestEventType(t *testing.T) {
 		{"index out of range", "/events/2", `{"events":["x","D"]}`, ""},
 		{"control character", "/eventType", `{"eventType":"A\r\nX-Evil: 1"}`, ""},
 		{"delete character", "/eventType", `{"eventType":"A\u007f"}`, ""},
+		{"leading space", "/eventType", `{"eventType":" REFERRAL_CREATED"}`, ""},
+		{"trailing space", "/eventType", `{"eventType":"REFERRAL_CREATED "}`, ""},
+		{"C1 control character", "/eventType", `{"eventType":"A\u0085B"}`, ""},
+		{"line separator", "/eventType", `{"eventType":"A\u2028B"}`, ""},
+		{"space inside", "/eventType", `{"eventType":"A B"}`, "A B"},
+		{"beyond ASCII", "/eventType", `{"eventType":"caf\u00e9"}`, "café"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
