@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,7 +69,7 @@ func compile(fsys fs.FS, base string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(names) == 0 {
+	if !slices.ContainsFunc(names, func(n string) bool { return !strings.HasPrefix(n, "_") }) {
 		return nil, fmt.Errorf("no <EVENT_TYPE>.json files in %s", base)
 	}
 	sort.Strings(names)
@@ -98,6 +99,9 @@ func compile(fsys fs.FS, base string) (*Set, error) {
 		sch, err := c.Compile(base + name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: does not compile: %w", name, err)
+		}
+		if strings.HasPrefix(name, "_") {
+			continue // shared definitions for $ref, not an event type
 		}
 		t := strings.TrimSuffix(name, ".json")
 		s.schemas[t] = compiled{name: t, lib: sch, fast: compileFast(docs[name])}

@@ -141,16 +141,30 @@ func TestLoadDir(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "common.defs"), []byte(`not a schema file`), 0o644)
 	os.WriteFile(filepath.Join(dir, "defs.json"), []byte(`{"$defs":{"id":{"type":"string","pattern":"^u_"}}}`), 0o644)
-	os.WriteFile(filepath.Join(dir, "USER_CREATED.json"), []byte(`{"type":"object","properties":{"id":{"$ref":"defs.json#/$defs/id"}}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "_shared.json"), []byte(`{"$defs":{"name":{"type":"string","minLength":2}}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "USER_CREATED.json"), []byte(`{"type":"object","properties":{"id":{"$ref":"defs.json#/$defs/id"},"name":{"$ref":"_shared.json#/$defs/name"}}}`), 0o644)
 	set, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// defs.json is an event type; _shared.json, named with a leading
+	// underscore, only holds definitions.
 	if got := strings.Join(set.EventTypes(), ","); got != "USER_CREATED,defs" {
 		t.Errorf("event types %q, want USER_CREATED,defs", got)
 	}
 	if _, _, err := set.Validate("USER_CREATED", parse(t, `{"id":"x_1"}`)); !errors.Is(err, ErrViolation) {
 		t.Errorf("cross-file $ref not applied: got %v", err)
+	}
+	if _, _, err := set.Validate("USER_CREATED", parse(t, `{"id":"u_1","name":"x"}`)); !errors.Is(err, ErrViolation) {
+		t.Errorf("$ref to an underscore file not applied: got %v", err)
+	}
+	if _, known, _ := set.Validate("_shared", parse(t, `{}`)); known {
+		t.Error("_shared is an event type")
+	}
+	only := t.TempDir()
+	os.WriteFile(filepath.Join(only, "_shared.json"), []byte(`{}`), 0o644)
+	if _, err := Load(only); err == nil || !strings.Contains(err.Error(), "no <EVENT_TYPE>.json files") {
+		t.Errorf("Load of definitions only: got %v, want no event types", err)
 	}
 	if _, _, err := set.Validate("REFERRAL_CREATED", parse(t, `{}`)); err != nil {
 		t.Errorf("built-in set should be replaced: got %v", err)
