@@ -88,6 +88,30 @@ func (p *program) wait(t *testing.T, timeout time.Duration) {
 	}
 }
 
+// testEnv is postern's environment for a test: the test key, upstream,
+// free ports on loopback, then extra.
+func testEnv(upstream string, extra ...string) []string {
+	return append([]string{
+		"POSTERN_SECRETS=" + e2eSecret,
+		"POSTERN_UPSTREAM_URL=" + upstream,
+		"POSTERN_LISTEN_ADDR=127.0.0.1:0",
+		"POSTERN_ADMIN_ADDR=127.0.0.1:0",
+	}, extra...)
+}
+
+// postSigned posts the test event, signed, to /hook and returns the status.
+func (p *program) postSigned(t *testing.T) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.listen+"/hook", strings.NewReader(e2eBody))
+	req.Header = signWith(t)
+	resp, err := (&http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func (p *program) audit() []map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -125,12 +149,7 @@ func TestEndToEnd(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer app.Close()
-	p := start(t, []string{
-		"POSTERN_SECRETS=" + e2eSecret,
-		"POSTERN_UPSTREAM_URL=" + app.URL,
-		"POSTERN_LISTEN_ADDR=127.0.0.1:0",
-		"POSTERN_ADMIN_ADDR=127.0.0.1:0",
-	})
+	p := start(t, testEnv(app.URL))
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := client.Get("http://" + p.admin + path)

@@ -94,15 +94,11 @@ func TestTraceExport(t *testing.T) {
 				mu.Unlock()
 			}))
 			defer app.Close()
-			p := start(t, []string{
-				"POSTERN_SECRETS=" + e2eSecret,
-				"POSTERN_UPSTREAM_URL=" + app.URL,
-				"POSTERN_LISTEN_ADDR=127.0.0.1:0",
-				"POSTERN_ADMIN_ADDR=127.0.0.1:0",
-				"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint,
-				"OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol,
+			p := start(t, testEnv(app.URL,
+				"OTEL_EXPORTER_OTLP_ENDPOINT="+endpoint,
+				"OTEL_EXPORTER_OTLP_PROTOCOL="+protocol,
 				"OTEL_SERVICE_NAME=postern-test",
-			})
+			))
 			conn, err := net.Dial("tcp", p.listen)
 			if err != nil {
 				t.Fatal(err)
@@ -111,15 +107,8 @@ func TestTraceExport(t *testing.T) {
 			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			io.ReadAll(conn) // the 405
 			conn.Close()
-			req, _ := http.NewRequest(http.MethodPost, "http://"+p.listen+"/hook", strings.NewReader(e2eBody))
-			req.Header = signWith(t)
-			resp, err := (&http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d, want 200", resp.StatusCode)
+			if status := p.postSigned(t); status != 200 {
+				t.Fatalf("status %d, want 200", status)
 			}
 			p.cancel() // SIGTERM: the batch exporter must flush before run returns
 			if err := <-p.done; err != nil {
@@ -171,23 +160,13 @@ func TestTelemetryErrorsLogged(t *testing.T) {
 	ln.Close() // nothing listens there: every export fails
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer app.Close()
-	p := start(t, []string{
-		"POSTERN_SECRETS=" + e2eSecret,
-		"POSTERN_UPSTREAM_URL=" + app.URL,
-		"POSTERN_LISTEN_ADDR=127.0.0.1:0",
-		"POSTERN_ADMIN_ADDR=127.0.0.1:0",
-		"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint,
+	p := start(t, testEnv(app.URL,
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+endpoint,
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 		"OTEL_EXPORTER_OTLP_TIMEOUT=200",
 		"OTEL_BSP_SCHEDULE_DELAY=50",
-	})
-	req, _ := http.NewRequest(http.MethodPost, "http://"+p.listen+"/hook", strings.NewReader(e2eBody))
-	req.Header = signWith(t)
-	resp, err := (&http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	))
+	p.postSigned(t)
 	deadline := time.Now().Add(20 * time.Second) // the exporter retries for about 5 s
 	for time.Now().Before(deadline) {
 		p.mu.Lock()
