@@ -277,9 +277,6 @@ func (h *Handler) end(d *delivery) {
 	h.metrics.inFlight.Add(-1)
 }
 
-// check runs the checks in the order of the status contract. It answers
-// on w and returns false when the request is refused or answered without
-// the app; it returns true when d is to be forwarded.
 // namedID is the message id r's headers name, for the audit record of a
 // request turned away before its signature is checked: empty unless the
 // signature headers are well formed (nothing is verified).
@@ -290,6 +287,9 @@ func namedID(r *http.Request) string {
 	return ""
 }
 
+// check runs the checks in the order of the status contract. It answers
+// on w and returns false when the request is refused or answered without
+// the app; it returns true when d is to be forwarded.
 func (h *Handler) check(w http.ResponseWriter, r *http.Request, d *delivery) (forward bool) {
 	rec := &d.rec
 	if h.draining.Load() {

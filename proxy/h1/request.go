@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -298,13 +299,8 @@ func isTimeout(err error) bool {
 // as in net/http; more than 18 digits after them is refused (400) rather
 // than risk an overflow: no body postern takes is that long.
 func parseContentLength(s string) (int64, bool) {
-	if len(s) > 1 {
-		if t := strings.TrimLeft(s, "0"); len(t) < len(s) {
-			s = t
-			if s == "" {
-				s = "0"
-			}
-		}
+	if t := strings.TrimLeft(s, "0"); t != s {
+		s = cmp.Or(t, "0")
 	}
 	if s == "" || len(s) > 18 {
 		return 0, false
