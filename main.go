@@ -302,7 +302,8 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	case *secret != "":
 		keys, err = signature.ParseSecrets([]string{*secret})
 	case cfg.Secrets != "":
-		keys, err = signature.ParseSecrets(signature.SplitSecrets(cfg.Secrets)[:1])
+		first := signature.SplitSecrets(cfg.Secrets)
+		keys, err = signature.ParseSecrets(first[:min(len(first), 1)])
 	case cfg.SecretsFile != "":
 		keys, err = signature.ReadSecretsFile(cfg.SecretsFile)
 	default:

@@ -273,6 +273,7 @@ func TestCommands(t *testing.T) {
 		{name: "admin on a port in use", environ: []string{"POSTERN_SECRETS=" + e2eSecret, "POSTERN_LISTEN_ADDR=127.0.0.1:0", "POSTERN_ADMIN_ADDR=" + busy.Addr().String()},
 			wantErr: true, errIn: "POSTERN_ADMIN_ADDR: "},
 		{name: "healthcheck with nothing listening", args: []string{"healthcheck"}, environ: []string{"POSTERN_ADMIN_ADDR=127.0.0.1:1"}, wantErr: true},
+		{name: "sign with keys that are only line breaks", args: []string{"sign"}, environ: []string{"POSTERN_SECRETS=\n\n"}, wantErr: true, errIn: "no keys"},
 		{name: "healthcheck with a host no URL holds", args: []string{"healthcheck"}, environ: []string{"POSTERN_ADMIN_ADDR=a b:1"}, wantErr: true, errIn: "POSTERN_ADMIN_ADDR: "},
 	}
 	for _, tt := range tests {
