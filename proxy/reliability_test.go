@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/proxy/jsonlog"
 	"github.com/postern-dev/postern/proxy/signature"
 )
 
@@ -1568,4 +1569,39 @@ func FuzzForwardedHeaders(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDrainTimeoutLogged: a drain that times out with a delivery still at
+// the app ends Run with an error and says so in the JSON log.
+func TestDrainTimeoutLogged(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	defer app.Close()
+	defer close(release)
+	var logs lockedBuffer
+	h := newHandler(t, app.URL, func(o *Options) { o.UpstreamTimeout = 5 * time.Second; o.Now = time.Now })
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs, done := make(chan string, 1), make(chan error, 1)
+	srv := &Server{Handler: h, Admin: http.NotFoundHandler(), ListenAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		UpstreamTimeout: 5 * time.Second, ShutdownTimeout: 300 * time.Millisecond,
+		Log: slog.New(jsonlog.New(&logs, nil)), OnListen: func(listen, _ net.Addr) { addrs <- listen.String() }}
+	go func() { done <- srv.Run(ctx) }()
+	addr := <-addrs
+	go send(newClient(5*time.Second), "http://"+addr+"/hook", signed(testKey, "msg_stuck", time.Now(), validBody), validBody)
+	<-arrived
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "drain timed out") {
+			t.Errorf("Run: %v, want the drain timed out", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the drain timeout")
+	}
+	if !strings.Contains(logs.String(), `"level":"ERROR","msg":"drain timed out with requests still in flight`) {
+		t.Errorf("log lacks the drain timeout:\n%s", logs.String())
+	}
 }
