@@ -462,7 +462,6 @@ func (h *Handler) verify(ctx context.Context, header http.Header, body []byte, r
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
-	h.metrics.skew.Observe(arrived.Sub(hdr.Time()).Seconds())
 	if err := signature.CheckTimestamp(hdr.Time(), arrived, h.opts.TimestampTolerance); err != nil {
 		return hdr, -1, verifyError(err)
 	}
@@ -470,6 +469,9 @@ func (h *Handler) verify(ctx context.Context, header http.Header, body []byte, r
 	if err != nil {
 		return hdr, -1, verifyError(err)
 	}
+	// Only a signed timestamp says anything about the sender's clock: a
+	// forged one would move the histogram's sum at will.
+	h.metrics.skew.Observe(arrived.Sub(hdr.Time()).Seconds())
 	h.metrics.add(h.metrics.keyMatches, strconv.Itoa(keyIndex), "")
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("postern.key_index", keyIndex))

@@ -146,19 +146,20 @@ func TestMetrics(t *testing.T) {
 	rg := newRig(t, nil, func(o *Options) { o.Metrics = reg })
 	bad := strings.Replace(validBody, `"CREATED"}`, `"FAILED"}`, 1)
 
-	rg.post(t, "/", signed(testKey, "msg_m1", testNow, validBody), validBody)            // forwarded
-	rg.post(t, "/", signed(testKey, "msg_m1", testNow, validBody), validBody)            // duplicate
-	rg.post(t, "/", signed(otherKey, "msg_m2", testNow, validBody), validBody)           // mismatch
-	rg.post(t, "/", signed(otherKey, "msg_m3", testNow, validBody), validBody)           // mismatch
-	rg.post(t, "/", signed(testKey, "msg_m4", testNow, bad), bad)                        // schema violation
-	rg.do(t, http.MethodGet, "/", nil, "")                                               // method
-	rg.post(t, "/", signed(testKey, "msg_m5", testNow.Add(-60e9), validBody), validBody) // skew 60s, forwarded
+	rg.post(t, "/", signed(testKey, "msg_m1", testNow, validBody), validBody)             // forwarded
+	rg.post(t, "/", signed(testKey, "msg_m1", testNow, validBody), validBody)             // duplicate
+	rg.post(t, "/", signed(otherKey, "msg_m2", testNow, validBody), validBody)            // mismatch
+	rg.post(t, "/", signed(otherKey, "msg_m3", testNow, validBody), validBody)            // mismatch
+	rg.post(t, "/", signed(testKey, "msg_m4", testNow, bad), bad)                         // schema violation
+	rg.do(t, http.MethodGet, "/", nil, "")                                                // method
+	rg.post(t, "/", signed(testKey, "msg_m5", testNow.Add(-60e9), validBody), validBody)  // skew 60s, forwarded
+	rg.post(t, "/", signed(otherKey, "msg_m6", testNow.Add(-50e9), validBody), validBody) // forged: no skew
 
 	got := gather(t, reg, map[string]float64{"postern_timestamp_skew_seconds": 30})
 	want := map[string]float64{
 		"postern_requests_total{outcome=forwarded,reason=}":                  2,
 		"postern_requests_total{outcome=duplicate,reason=}":                  1,
-		"postern_requests_total{outcome=rejected,reason=signature_mismatch}": 2,
+		"postern_requests_total{outcome=rejected,reason=signature_mismatch}": 3,
 		"postern_requests_total{outcome=rejected,reason=schema_violation}":   1,
 		"postern_requests_total{outcome=rejected,reason=method_not_allowed}": 1,
 		"postern_upstream_responses_total{class=2xx}":                        2,
@@ -167,11 +168,11 @@ func TestMetrics(t *testing.T) {
 		"postern_dedupe_hits_total{kind=acked}":                              1,
 		"postern_requests_in_flight":                                         0,
 		"postern_dedupe_entries":                                             2,
-		"postern_request_duration_seconds":                                   7,
-		"postern_verify_duration_seconds":                                    6,
+		"postern_request_duration_seconds":                                   8,
+		"postern_verify_duration_seconds":                                    7,
 		"postern_validate_duration_seconds":                                  3,
 		"postern_forward_duration_seconds":                                   2,
-		"postern_timestamp_skew_seconds":                                     6,
+		"postern_timestamp_skew_seconds":                                     4,
 		"postern_timestamp_skew_seconds>30":                                  1,
 		"postern_loop_handoffs_total{kind=request}":                          0,
 		"postern_loop_handoffs_total{kind=slow}":                             0,
