@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -276,7 +277,7 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	secret := fs.String("secret", "", "signing secret, whsec_... (default: the first key of POSTERN_SECRETS or POSTERN_SECRETS_FILE)")
 	id := fs.String("id", "", "message id (default: a new random msg_ id)")
-	ts := fs.Int64("timestamp", 0, "unix timestamp (default: now)")
+	ts := fs.String("timestamp", "", "unix timestamp in seconds, decimal (default: now)")
 	prefix := fs.String("prefix", "svix", "header names: svix (svix-id, ...) or webhook (webhook-id, ...)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: postern sign [flags] < body.json | curl -H @- --data-binary @body.json URL")
@@ -293,8 +294,15 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if idSet && !signature.ValidID(*id) {
 		return fmt.Errorf("sign: --id must be 1 to %d visible ASCII characters, no spaces", signature.MaxIDLen)
 	}
-	if *ts < 0 {
-		return fmt.Errorf("sign: --timestamp must be a unix time in seconds, not negative")
+	when := time.Now()
+	if *ts != "" {
+		// Decimal, as the verifier reads the header (flag.Int64 would take
+		// 0100 as octal and 0x10 as hex).
+		secs, err := strconv.ParseInt(*ts, 10, 64)
+		if err != nil || secs < 0 || strings.HasPrefix(*ts, "+") {
+			return fmt.Errorf("sign: --timestamp must be a unix time in seconds, decimal digits only")
+		}
+		when = time.Unix(secs, 0)
 	}
 	var keys [][]byte
 	var err error
@@ -321,10 +329,6 @@ func sign(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) err
 	}
 	if *id == "" {
 		*id = demo.NewMessageID()
-	}
-	when := time.Now()
-	if *ts != 0 {
-		when = time.Unix(*ts, 0)
 	}
 	fmt.Fprintf(stdout, "%[1]s-id: %[2]s\n%[1]s-timestamp: %[3]d\n%[1]s-signature: %[4]s\nContent-Type: application/json\n",
 		*prefix, *id, when.Unix(), signature.Sign(keys[0], *id, when, body))

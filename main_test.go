@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/config"
+	"github.com/postern-dev/postern/proxy/signature"
 )
 
 const (
@@ -266,6 +267,9 @@ func TestCommands(t *testing.T) {
 			wantOut: "svix-id: msg_p5jXN8AQM9LWM0D4loKWxJek\nsvix-timestamp: 1614265330\nsvix-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\nContent-Type: application/json\n"},
 		{name: "sign with an id Extract refuses", args: []string{"sign", "--secret", e2eSecret, "--id", "msg 1"}, wantErr: true, errIn: "--id"},
 		{name: "sign with an empty id", args: []string{"sign", "--secret", e2eSecret, "--id", ""}, wantErr: true, errIn: "--id"},
+		{name: "sign with a timestamp with leading zeros", args: []string{"sign", "--secret", e2eSecret, "--id", "msg_1", "--timestamp", "0100"},
+			wantOut: "svix-id: msg_1\nsvix-timestamp: 100\nsvix-signature: " + signature.Sign(keyOf(t, e2eSecret), "msg_1", time.Unix(100, 0), nil) + "\nContent-Type: application/json\n"},
+		{name: "sign with a hex timestamp", args: []string{"sign", "--secret", e2eSecret, "--timestamp", "0x10"}, wantErr: true, errIn: "--timestamp"},
 		{name: "sign with a negative timestamp", args: []string{"sign", "--secret", e2eSecret, "--timestamp", "-5"}, wantErr: true, errIn: "--timestamp"},
 		{name: "sign with an argument", args: []string{"sign", "--secret", e2eSecret, "body.json"}, wantErr: true, errIn: `"body.json"`},
 		{name: "serve on a port in use", environ: []string{"POSTERN_SECRETS=" + e2eSecret, "POSTERN_LISTEN_ADDR=" + busy.Addr().String(), "POSTERN_ADMIN_ADDR=127.0.0.1:0"},
