@@ -67,7 +67,7 @@ func (h *Handler) finish(ctx context.Context, span trace.Span, rec *record) {
 	if rec.traceID.IsValid() {
 		attrs = append(attrs, slog.String("trace_id", rec.traceID.String()))
 	}
-	if rec.keyIndex >= 0 && rec.outcome != OutcomeRejected {
+	if rec.keyIndex >= 0 { // the signature verified, whatever came after
 		attrs = append(attrs, slog.Int("key_index", rec.keyIndex))
 	}
 	if rec.err != nil {

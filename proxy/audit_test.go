@@ -102,3 +102,24 @@ func TestAuditNamesRefusedMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditKeyIndexOnceVerified: a request refused after its signature
+// verified (here by the schema) names the key that matched, as the verify
+// span and postern_key_matches_total do; a forged one names none.
+func TestAuditKeyIndexOnceVerified(t *testing.T) {
+	var buf bytes.Buffer
+	rg := newRig(t, nil, func(o *Options) { o.Audit = slog.New(jsonlog.New(&buf, nil)) })
+	bad := strings.Replace(validBody, `"CREATED"}`, `"FAILED"}`, 1)
+	rg.post(t, "/", signed(testKey, "msg_k1", testNow, bad), bad)
+	rg.post(t, "/", signed(otherKey, "msg_k2", testNow, validBody), validBody)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("audit records:\n%s", buf.String())
+	}
+	if !strings.Contains(lines[0], `"reason":"schema_violation"`) || !strings.Contains(lines[0], `"key_index":0`) {
+		t.Errorf("schema violation: %s\nwant reason schema_violation and key_index 0", lines[0])
+	}
+	if !strings.Contains(lines[1], `"reason":"signature_mismatch"`) || strings.Contains(lines[1], "key_index") {
+		t.Errorf("forgery: %s\nwant reason signature_mismatch and no key_index", lines[1])
+	}
+}
