@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // maxResponseBytes is how much of the app's response body postern holds
@@ -48,6 +50,7 @@ type forwarder struct {
 	target  *url.URL
 	client  *Client
 	timeout time.Duration
+	resends prometheus.Counter // counts the second sends (nil: none)
 
 	// What depends only on the target, worked out on first use.
 	once     sync.Once
@@ -166,6 +169,9 @@ func (f *forwarder) send(ctx context.Context, o *outbound, start time.Time) (*up
 	deadline := start.Add(f.timeout)
 	ur, reused, err := f.client.exchange(ctx, o, start, deadline, false)
 	if err != nil && reused && time.Now().Before(deadline) && errors.Is(err, ErrNoResponse) {
+		if f.resends != nil {
+			f.resends.Inc()
+		}
 		ur, _, err = f.client.exchange(ctx, o, start, deadline, true)
 	}
 	if err != nil {

@@ -1039,6 +1039,9 @@ func (l *loopWorker) appFailed(a *lconn, err error, now time.Time) {
 		err = io.ErrUnexpectedEOF
 	}
 	if a.reused && !a.gotBytes && now.Before(a.deadline) {
+		if len(a.out) < len(a.request) { // some of it reached the app
+			l.Handler.metrics.resends.Inc()
+		}
 		l.exchange(c, a.request, a.sent, a.deadline, true, now)
 		return
 	}

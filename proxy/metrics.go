@@ -34,6 +34,7 @@ type metrics struct {
 	skew       prometheus.Histogram
 	dedupeHits *prometheus.CounterVec
 	violations *prometheus.CounterVec
+	resends    prometheus.Counter
 	// The event loop's handovers to the goroutine engine, by kind.
 	handoffs                                   *prometheus.CounterVec
 	handoffRequest, handoffSlow, handoffAnswer prometheus.Counter
@@ -66,9 +67,11 @@ func newMetrics(reg prometheus.Registerer, d *dedupe) (*metrics, error) {
 		validate:   hist("postern_validate_duration_seconds", "Strict JSON and schema validation duration.", durationBuckets),
 		forward:    hist("postern_forward_duration_seconds", "Forwarding duration, until the app's response is read.", durationBuckets),
 		keyMatches: counter("postern_key_matches_total", "Verified requests by the index of the key that matched (retire a key once its count stops growing).", "key_index"),
-		skew:       hist("postern_timestamp_skew_seconds", "postern's clock minus the webhook timestamp, for requests with well-formed headers.", skewBuckets),
+		skew:       hist("postern_timestamp_skew_seconds", "postern's clock minus the webhook timestamp, for requests whose signature verified.", skewBuckets),
 		dedupeHits: counter("postern_dedupe_hits_total", "Deliveries answered from the dedupe store, by kind (acked, in_flight).", "kind"),
 		violations: counter("postern_schema_violations_total", "Schema violations by event type.", "event_type"),
+		resends: prometheus.NewCounter(prometheus.CounterOpts{Name: "postern_upstream_resends_total",
+			Help: "Requests written to the app again, on a new connection, because the reused one they were written to failed before any answer."}),
 		handoffs: counter("postern_loop_handoffs_total", "Connections the event loop handed to the goroutine engine, by kind: "+
 			"request (chunked, over 16 KiB, Expect, malformed), slow (incomplete after 100 ms), large_answer (the app's answer over 1 MiB).", "kind"),
 		cache: make(map[counterKey]prometheus.Counter),
@@ -80,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, d *dedupe) (*metrics, error) {
 		return x, nil
 	}
 	cs := []prometheus.Collector{x.requests, x.upstream, x.duration, x.verify, x.validate, x.forward,
-		x.keyMatches, x.skew, x.dedupeHits, x.violations, x.handoffs,
+		x.keyMatches, x.skew, x.dedupeHits, x.violations, x.resends, x.handoffs,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_requests_in_flight", Help: "Webhook requests being handled."},
 			func() float64 { return float64(x.inFlight.Load()) }),
 	}

@@ -155,6 +155,7 @@ func New(opts Options) (*Handler, error) {
 	if h.metrics, err = newMetrics(opts.Metrics, h.dedupe); err != nil {
 		return nil, fmt.Errorf("proxy: metrics: %w", err)
 	}
+	h.fwd.resends = h.metrics.resends
 	return h, nil
 }
 

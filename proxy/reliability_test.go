@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/postern-dev/postern/proxy/jsonlog"
 	"github.com/postern-dev/postern/proxy/signature"
 )
@@ -710,7 +712,14 @@ func TestKeepAliveRace(t *testing.T) {
 				if a.ledger.len() != total || dups != 0 {
 					t.Errorf("app took %d distinct events with %d duplicates, want %d and 0", a.ledger.len(), dups, total)
 				}
+				var resends dto.Metric
+				h.metrics.resends.Write(&resends)
 				if mode == "next" {
+					// Each request the app saw arrive on a connection it was
+					// closing was sent again, and counted so.
+					if got, want := resends.GetCounter().GetValue(), float64(a.dropped.Load()); got != want {
+						t.Errorf("postern_upstream_resends_total = %v, want %v (requests the app dropped)", got, want)
+					}
 					t.Logf("%d requests, %d of them first sent on a connection the app was closing", total, a.dropped.Load())
 				}
 			})

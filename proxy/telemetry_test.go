@@ -174,6 +174,7 @@ func TestMetrics(t *testing.T) {
 		"postern_forward_duration_seconds":                                   2,
 		"postern_timestamp_skew_seconds":                                     4,
 		"postern_timestamp_skew_seconds>30":                                  1,
+		"postern_upstream_resends_total":                                     0,
 		"postern_loop_handoffs_total{kind=request}":                          0,
 		"postern_loop_handoffs_total{kind=slow}":                             0,
 		"postern_loop_handoffs_total{kind=large_answer}":                     0,
