@@ -55,9 +55,14 @@ type dedupe struct {
 	index []uint32
 }
 
+// maxDedupeTTL bounds the ttl: an expiry past the year 2262 would wrap
+// around in nanoseconds to a time long gone, so that every id would be
+// forgotten at once. A century is as good as forever here.
+const maxDedupeTTL = 100 * 365 * 24 * time.Hour
+
 func newDedupe(ttl time.Duration, max int) *dedupe {
 	return &dedupe{
-		ttl: ttl, max: max,
+		ttl: min(ttl, maxDedupeTTL), max: max,
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		inFlight: make(map[idKey]struct{}),
 	}
@@ -195,9 +200,11 @@ func (d *dedupe) grow() {
 	}
 }
 
-// size returns the number of remembered ids, acknowledged and in flight.
-func (d *dedupe) size() int {
+// size returns the number of ids remembered at now, acknowledged and in
+// flight.
+func (d *dedupe) size(now time.Time) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.expire(now.UnixNano())
 	return d.n + len(d.inFlight)
 }

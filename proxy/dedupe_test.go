@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
@@ -106,7 +107,7 @@ func TestDedupeBounds(t *testing.T) {
 		}
 		d.finishAt(id, true, now)
 	}
-	if got := d.size(); got != 3 {
+	if got := d.size(now); got != 3 {
 		t.Errorf("size %d after 5 acks with max 3, want 3", got)
 	}
 	if c := d.beginAt("msg_0", now); c != claimNew {
@@ -119,7 +120,7 @@ func TestDedupeBounds(t *testing.T) {
 	if c := d.beginAt("msg_4", now); c != claimNew {
 		t.Errorf("after ttl: got %v, want claimNew", c)
 	}
-	if got := d.size(); got != 2 {
+	if got := d.size(now); got != 2 {
 		t.Errorf("size %d after expiry (msg_0 and msg_4 in flight), want 2", got)
 	}
 }
@@ -171,8 +172,8 @@ func TestDedupeMemory(t *testing.T) {
 	if perID > 40 {
 		t.Errorf("%.0f bytes per remembered id, want at most 40", perID)
 	}
-	if d.beginAt(ids[len(ids)-1], now) != claimAcked || d.beginAt(ids[0], now) != claimNew || d.size() != max+1 {
-		t.Errorf("store lost ids: size %d", d.size())
+	if d.beginAt(ids[len(ids)-1], now) != claimAcked || d.beginAt(ids[0], now) != claimNew || d.size(now) != max+1 {
+		t.Errorf("store lost ids: size %d", d.size(now))
 	}
 	runtime.KeepAlive(ids)
 }
@@ -249,7 +250,7 @@ func checkDedupe(t *testing.T, max uint8, ops []byte) {
 		model.begin("msg_probe", now)
 		d.finishAt("msg_probe", false, now)
 		model.finish("msg_probe", false, now, now)
-		if got, want := d.size(), len(model.acked)+len(model.inFlight); got != want {
+		if got, want := d.size(now), len(model.acked)+len(model.inFlight); got != want {
 			t.Fatalf("op %d: size %d, model has %d", i, got, want)
 		}
 	}
@@ -271,4 +272,30 @@ func TestDedupeModel(t *testing.T) {
 func FuzzDedupe(f *testing.F) {
 	f.Add(uint8(2), []byte{0, 128, 1, 129, 2, 130, 0, 1, 2, 255})
 	f.Fuzz(checkDedupe)
+}
+
+// TestDedupeSizeExpires: the store's size (the postern_dedupe_entries
+// gauge) leaves out ids whose ttl has passed, with no delivery since.
+func TestDedupeSizeExpires(t *testing.T) {
+	d := newDedupe(time.Minute, 10)
+	d.beginAt("msg_a", testNow)
+	d.finishAt("msg_a", true, testNow)
+	if got := d.size(testNow); got != 1 {
+		t.Errorf("size %d right after the ack, want 1", got)
+	}
+	if got := d.size(testNow.Add(2 * time.Minute)); got != 0 {
+		t.Errorf("size %d past the ttl, want 0", got)
+	}
+}
+
+// TestDedupeHugeTTL: a ttl whose expiry is past what nanoseconds since 1970
+// hold (Go's largest duration, which POSTERN_DEDUPE_TTL accepts) remembers
+// an id instead of forgetting it at once.
+func TestDedupeHugeTTL(t *testing.T) {
+	d := newDedupe(time.Duration(math.MaxInt64), 10)
+	d.beginAt("msg_a", testNow)
+	d.finishAt("msg_a", true, testNow)
+	if c := d.beginAt("msg_a", testNow.Add(time.Hour)); c != claimAcked {
+		t.Errorf("an hour after the ack: got %v, want claimAcked", c)
+	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -52,7 +53,7 @@ type counterKey struct {
 
 // newMetrics makes the instruments and registers them with reg; with a nil
 // reg they record but nothing serves them.
-func newMetrics(reg prometheus.Registerer, d *dedupe) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, d *dedupe, now func() time.Time) (*metrics, error) {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 	}
@@ -89,7 +90,7 @@ func newMetrics(reg prometheus.Registerer, d *dedupe) (*metrics, error) {
 	}
 	if d != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_dedupe_entries", Help: "Message ids remembered by the dedupe store."},
-			func() float64 { return float64(d.size()) }))
+			func() float64 { return float64(d.size(now())) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -152,7 +152,7 @@ func New(opts Options) (*Handler, error) {
 		h.dedupe = newDedupe(opts.DedupeTTL, opts.DedupeMaxEntries)
 	}
 	var err error
-	if h.metrics, err = newMetrics(opts.Metrics, h.dedupe); err != nil {
+	if h.metrics, err = newMetrics(opts.Metrics, h.dedupe, opts.Now); err != nil {
 		return nil, fmt.Errorf("proxy: metrics: %w", err)
 	}
 	h.fwd.resends = h.metrics.resends
