@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -147,7 +148,7 @@ func New(opts Options) (*Handler, error) {
 		auditJSON: auditJSON,
 		fwd:       forwarder{target: opts.Upstream, client: opts.Client, timeout: opts.UpstreamTimeout},
 	}
-	h.budget.max = max(minBodyBudget, 4*opts.MaxBodyBytes)
+	h.budget.max = max(minBodyBudget, 4*min(opts.MaxBodyBytes, math.MaxInt64/4)) // (4x a cap past 2^61 would wrap)
 	if opts.Dedupe {
 		h.dedupe = newDedupe(opts.DedupeTTL, opts.DedupeMaxEntries)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -192,4 +193,16 @@ func TestRetryAfter(t *testing.T) {
 			t.Errorf("app received %d requests while draining, want 0", n)
 		}
 	})
+}
+
+// TestBodyBudgetHugeCap: a body cap so large that four of it wrap around
+// leaves the budget at its largest, not at its 16 MiB floor (which
+// refused every larger body as overloaded).
+func TestBodyBudgetHugeCap(t *testing.T) {
+	for _, c := range []int64{1 << 61, math.MaxInt64} {
+		h := newHandler(t, "http://127.0.0.1:1", func(o *Options) { o.MaxBodyBytes = c })
+		if h.budget.max < 1<<62 {
+			t.Errorf("cap %d: budget %d, want at least 2^62", c, h.budget.max)
+		}
+	}
 }
