@@ -102,9 +102,12 @@ func TestResponsePassedBack(t *testing.T) {
 
 // TestLargeResponsePassedBack: answers larger than the engines' 4 KiB
 // write buffers, in their body or their headers, reach the sender whole,
-// and so does the next answer on the same connection.
+// and so does the next answer on the same connection; and so do answers
+// over the 1 MiB the loop holds, which it streams (from 2 bytes over: the
+// loop once waited for 64 KiB more before it streamed, and answered 504
+// at the timeout in between).
 func TestLargeResponsePassedBack(t *testing.T) {
-	for _, size := range []int{3 << 10, 5 << 10, 100 << 10, 900 << 10} {
+	for _, size := range []int{3 << 10, 5 << 10, 100 << 10, 900 << 10, 1<<20 + 1, 1<<20 + 2, 1<<20 + 30<<10, 2 << 20} {
 		for _, inHeader := range []bool{false, true} {
 			if inHeader && size > 8<<10 {
 				continue // past the sender's header limit
@@ -118,10 +121,10 @@ func TestLargeResponsePassedBack(t *testing.T) {
 						return
 					}
 					io.WriteString(w, big)
-				}, nil)
+				}, func(o *Options) { o.Now = nil }) // the real clock: an answer over 1 MiB is streamed with real deadlines
 				for i := range 2 {
 					id := fmt.Sprintf("msg_big%d", i)
-					got := rg.post(t, "/", signed(testKey, id, testNow, validBody), validBody)
+					got := rg.post(t, "/", signed(testKey, id, time.Now(), validBody), validBody)
 					wantBody, wantHeader := big, ""
 					if inHeader {
 						wantBody, wantHeader = "ok", big

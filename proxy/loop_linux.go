@@ -181,6 +181,10 @@ type lconn struct {
 // arrived yet.
 var errNeedMore = errors.New("more bytes needed")
 
+// errLargeAnswer is an answer's parse that found a body over
+// maxResponseBytes: it is streamed from a goroutine.
+var errLargeAnswer = errors.New("answer larger than the loop holds")
+
 // needMore reads a byte slice, then errNeedMore, or io.EOF when the app
 // closed the connection, or err when reading it failed: a body that ends
 // with the connection is complete only if the connection ended cleanly.
@@ -996,10 +1000,10 @@ func (l *loopWorker) appData(a *lconn, now time.Time) {
 	}
 	ur, used, err := l.parseAnswer(a)
 	switch {
+	case errors.Is(err, errLargeAnswer):
+		l.streamAnswer(a)
+		return
 	case errors.Is(err, errNeedMore):
-		if len(a.buf) > maxResponseHeaderBytes+maxResponseBytes {
-			l.streamAnswer(a)
-		}
 		return
 	case err != nil:
 		l.appFailed(a, err, now)
@@ -1070,7 +1074,7 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 		return nil, 0, err
 	}
 	if !complete {
-		return nil, 0, errNeedMore // larger than maxResponseBytes: streamed
+		return nil, 0, errLargeAnswer
 	}
 	// The answer is the connection's, as a Request is its sender's: it
 	// is used up when replyApp has rendered the sender's answer.
