@@ -405,7 +405,12 @@ func (l *Loop) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	return <-fb
+	if err := <-fb; err != nil {
+		return err
+	}
+	// And what the loops handed over while they drained: a request that
+	// was still arriving when the drain began is answered, not dropped.
+	return l.Fallback.Shutdown(ctx)
 }
 
 // Close closes the listener and every connection at once.

@@ -189,6 +189,46 @@ func TestLoopSlowSender(t *testing.T) {
 	}
 }
 
+// TestLoopSlowSenderDuringShutdown: a request still arriving when the drain
+// begins, and handed over as slow after that, is answered, and Shutdown
+// waits for it (the goroutine engine refused it as closing, and the sender
+// got its connection closed without an answer).
+func TestLoopSlowSenderDuringShutdown(t *testing.T) {
+	rg, l := loopRig(t, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := rawWebhook(testKey, "msg_sd")
+	half := len(msg) - 10
+	io.WriteString(conn, msg[:half])
+	time.Sleep(loopPatience / 4) // read by the loop, not yet handed over
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- l.Shutdown(ctx)
+	}()
+	time.Sleep(3 * loopPatience) // handed over after Shutdown began
+	io.WriteString(conn, msg[half:])
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Errorf("got %d, want 204", resp.StatusCode)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if n := count(rg.handler.metrics.handoffSlow); n != 1 {
+		t.Errorf("%v connections handed over as slow, want 1", n)
+	}
+}
+
 // TestLoopHandOffAfterReset: a sender that resets its connection midway
 // through a body is handed to the goroutine engine (which answers an
 // incomplete request) although the socket has no peer address left to ask

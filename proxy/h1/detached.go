@@ -106,7 +106,8 @@ func (d *Detached) Stream(w io.Writer) {
 
 // Adopt serves nc, a connection from remote, from now on as if Serve had
 // accepted it, with buffered (what was read from it and not answered) read
-// first. It returns false, and closes nc, when the server is closing.
+// first. It returns false, and closes nc, once Close was called; after
+// Shutdown began it serves the request begun on nc, then closes it.
 // remote is the peer's address as the caller recorded it at accept: a
 // connection the peer has reset since has none to ask for.
 func (s *Server) Adopt(nc net.Conn, remote string, buffered []byte) bool {
@@ -119,7 +120,9 @@ func (s *Server) Adopt(nc net.Conn, remote string, buffered []byte) bool {
 		s.conns = make(map[*conn]struct{})
 	}
 	s.mu.Unlock()
-	c := s.newConn(nc, false)
+	// As if accepted: a request has begun on it, and is answered even if
+	// Shutdown began meanwhile (Shutdown, called again, waits for it).
+	c := s.newConn(nc, true)
 	if c == nil {
 		nc.Close()
 		return false
