@@ -190,9 +190,13 @@ func serve(ctx context.Context, cfg config.Config, environ []string, stdout io.W
 		log.Warn("telemetry error", "error", err.Error())
 	}))
 	defer func() {
+		// Spans not flushed are lost, as an export that failed is: logged,
+		// and the exit status stays the drain's.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		err = errors.Join(err, tel.Shutdown(sctx))
+		if terr := tel.Shutdown(sctx); terr != nil {
+			log.Warn("telemetry error", "error", "flushing traces at exit: "+terr.Error())
+		}
 	}()
 	if tel.Exporting != "" {
 		log.Info("exporting traces", "exporter", tel.Exporting)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -180,4 +181,55 @@ func TestTelemetryErrorsLogged(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Error("no \"telemetry error\" line in the JSON log after a failed export")
+}
+
+// TestTelemetryFlushFailureExit: a collector that takes connections and
+// never answers makes the last flush of spans fail at exit; that is logged,
+// and a clean drain still exits 0 (exit 1 means the drain timed out).
+func TestTelemetryFlushFailureExit(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn // accepted, never read nor answered
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer app.Close()
+	p := start(t, testEnv(app.URL,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+ln.Addr().String(),
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_BSP_SCHEDULE_DELAY=600000", // spans wait for the flush at exit
+	))
+	if status := p.postSigned(t); status != http.StatusOK {
+		t.Fatalf("got %d, want the app's 200", status)
+	}
+	p.cancel()
+	p.wait(t, 20*time.Second)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.lines {
+		if m["msg"] == "telemetry error" && strings.Contains(fmt.Sprint(m["error"]), "flushing traces at exit") {
+			return
+		}
+	}
+	t.Error("no \"telemetry error\" line about the flush at exit in the JSON log")
 }
