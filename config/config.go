@@ -280,6 +280,9 @@ func checkUpstream(raw string, allowRemote bool) string {
 	if p := u.Port(); p != "" && !isPort(p, 1) {
 		return fmt.Sprintf("port %q is not a number from 1 to 65535", p)
 	}
+	if !isHost(u.Hostname()) {
+		return fmt.Sprintf("host %q is not an IP address or a host name", u.Hostname())
+	}
 	if allowRemote || isLoopback(u.Hostname()) {
 		return ""
 	}
@@ -348,7 +351,10 @@ func isHost(host string) bool {
 			return false
 		}
 	}
-	return true
+	// A name's last label is never all digits (RFC 3696, 2): 256.1.1.1 is
+	// an IP address that is not one, not a name to look up.
+	last := host[strings.LastIndexByte(strings.TrimSuffix(host, "."), '.')+1:]
+	return strings.TrimLeft(strings.TrimSuffix(last, "."), "0123456789") != ""
 }
 
 // isPort reports whether p is a decimal port number from min to 65535.
