@@ -29,11 +29,11 @@ const minKeyBytes = 16
 
 // SplitSecrets splits POSTERN_SECRETS into its keys: separated by commas,
 // or one per line, as a Kubernetes Secret mounted as a variable holds them
-// (blank lines are skipped).
+// (blank lines and lines starting with #, as in a keys file, are skipped).
 func SplitSecrets(v string) []string {
 	var secrets []string
 	for line := range strings.Lines(v) {
-		if strings.TrimSpace(line) != "" {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
 			secrets = append(secrets, strings.Split(line, ",")...)
 		}
 	}

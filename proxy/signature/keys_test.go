@@ -40,6 +40,7 @@ func TestSplitSecrets(t *testing.T) {
 		{in: "a\n\n  \nb,c", want: []string{"a\n", "b", "c"}},
 		{in: "a,", want: []string{"a", ""}}, // an empty key is ParseSecrets' to refuse
 		{in: "", want: nil},
+		{in: "# rotated 2026-11\na\n  # old:\nb", want: []string{"a\n", "b"}}, // comments, as in a keys file
 	}
 	for _, tc := range tests {
 		if diff := cmp.Diff(tc.want, signature.SplitSecrets(tc.in)); diff != "" {
