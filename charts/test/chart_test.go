@@ -516,6 +516,26 @@ func TestEngineValue(t *testing.T) {
 	}
 }
 
+// TestOtelEnvNumbers: numbers in otel.env reach postern as the digits
+// written, not in Go's float notation (1e+06), which the SDK ignores.
+func TestOtelEnvNumbers(t *testing.T) {
+	native := filepath.Join(chartDir, "ci", "native-values.yaml")
+	values := filepath.Join(t.TempDir(), "otel.yaml") // a file: --set would pass integers as integers
+	os.WriteFile(values, []byte("otel:\n  env:\n    OTEL_BSP_MAX_QUEUE_SIZE: 1000000\n"+
+		"    OTEL_TRACES_SAMPLER_ARG: 0.25\n    OTEL_BSP_SCHEDULE_DELAY: 5000\n"), 0o644)
+	r := render(t, chartDir, "-f", native, "-f", values)
+	p := checkSidecar(t, &r.deployment(t).Spec.Template.Spec, true)
+	for name, want := range map[string]string{
+		"OTEL_BSP_MAX_QUEUE_SIZE": "1000000",
+		"OTEL_TRACES_SAMPLER_ARG": "0.25",
+		"OTEL_BSP_SCHEDULE_DELAY": "5000",
+	} {
+		if got := envValue(p.container, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
 // TestParentChart renders charts/examples/legacy-app, which has postern as a
 // dependency and includes its templates, as a user with a chart would.
 func TestParentChart(t *testing.T) {

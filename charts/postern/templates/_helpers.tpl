@@ -144,8 +144,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not (hasPrefix "OTEL_" $name) }}
 {{- fail (printf "otel.env: %q is not an OTEL_* variable; use sidecar.extraEnv" $name) }}
 {{- end }}
+{{- $v := $value }}
+{{- if and (kindIs "float64" $value) (eq $value (float64 (int64 $value))) }}
+{{- $v = int64 $value }}{{/* YAML's 1000000 is a float64, which toString writes 1e+06 */}}
+{{- end }}
 - name: {{ $name }}
-  value: {{ $value | toString | quote }}
+  value: {{ $v | toString | quote }}
 {{- end }}
 {{- with .Values.sidecar.extraEnv }}
 {{ toYaml . }}
