@@ -36,8 +36,25 @@ import (
 	"go.opentelemetry.io/otel"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=...";
+// otherwise it is the module version go install recorded, or "dev".
 var version = "dev"
+
+func init() {
+	if version == "dev" {
+		version = moduleVersion(debug.ReadBuildInfo())
+	}
+}
+
+// moduleVersion is the version of the main module in bi, as go install
+// records it (v0.1.0, or a pseudo-version), or "dev" for a build from a
+// checkout.
+func moduleVersion(bi *debug.BuildInfo, ok bool) string {
+	if !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+		return "dev"
+	}
+	return bi.Main.Version
+}
 
 // drainGrace is how long, after SIGTERM, new requests are answered 503
 // shutting_down before the listener closes.

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -355,6 +356,26 @@ func TestDemoSelf(t *testing.T) {
 	for _, tt := range tests {
 		if got := demoSelf(tt.exe); got != tt.want {
 			t.Errorf("demoSelf(%q) = %q, want %q", tt.exe, got, tt.want)
+		}
+	}
+}
+
+// TestModuleVersion: a go install build reports the module version it
+// recorded; a build from a checkout, "dev".
+func TestModuleVersion(t *testing.T) {
+	for _, tc := range []struct {
+		bi   *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{&debug.BuildInfo{Main: debug.Module{Version: "v0.1.0"}}, true, "v0.1.0"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261204101500-7807cfb1a2b3"}}, true, "v0.0.0-20261204101500-7807cfb1a2b3"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true, "dev"},
+		{&debug.BuildInfo{}, true, "dev"},
+		{nil, false, "dev"},
+	} {
+		if got := moduleVersion(tc.bi, tc.ok); got != tc.want {
+			t.Errorf("moduleVersion(%+v) = %q, want %q", tc.bi, got, tc.want)
 		}
 	}
 }
