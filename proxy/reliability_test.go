@@ -1582,6 +1582,30 @@ func FuzzForwardedHeaders(f *testing.F) {
 
 // TestDrainTimeoutLogged: a drain that times out with a delivery still at
 // the app ends Run with an error and says so in the JSON log.
+// TestDrainIdleTinyTimeout: with nothing in flight, a shutdown timeout
+// too short for the shutting down itself (1 ns) is a clean exit, not a
+// drain that timed out with requests in flight.
+func TestDrainIdleTinyTimeout(t *testing.T) {
+	var logs lockedBuffer
+	h := newHandler(t, "http://127.0.0.1:1", func(o *Options) { o.Now = time.Now })
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs, done := make(chan string, 1), make(chan error, 1)
+	srv := &Server{Handler: h, Admin: http.NotFoundHandler(), ListenAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		UpstreamTimeout: time.Second, ShutdownTimeout: time.Nanosecond,
+		Log: slog.New(jsonlog.New(&logs, nil)), OnListen: func(listen, _ net.Addr) { addrs <- listen.String() }}
+	go func() { done <- srv.Run(ctx) }()
+	<-addrs
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v, want nil (nothing was in flight)\n%s", err, logs.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
 func TestDrainTimeoutLogged(t *testing.T) {
 	release, arrived := make(chan struct{}), make(chan struct{}, 1)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
