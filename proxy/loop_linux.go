@@ -1180,7 +1180,11 @@ func (l *loopWorker) handOff(c *lconn, count prometheus.Counter) {
 	if err != nil {
 		return
 	}
-	l.Fallback.Adopt(nc, c.remote, c.buf)
+	var began time.Time
+	if c.partial {
+		began = c.since
+	}
+	l.Fallback.Adopt(nc, c.remote, c.buf, began)
 }
 
 // streamAnswer hands an exchange whose answer is larger than

@@ -5,6 +5,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/postern-dev/postern/proxy/jsonlog"
 )
 
 // loopRig is a rig whose frontend is the event loop whatever the test
@@ -49,7 +52,12 @@ func rawWebhook(key []byte, id string) string { return rawWebhookBody(key, id, v
 
 // rawWebhookBody is body POSTed to /hook as id, signed with key.
 func rawWebhookBody(key []byte, id, body string) string {
-	h := signed(key, id, testNow, body)
+	return rawWebhookSigned(signed(key, id, testNow, body), id, body)
+}
+
+// rawWebhookSigned is body POSTed to /hook as id with the signature
+// headers h, as it goes on the wire.
+func rawWebhookSigned(h http.Header, id, body string) string {
 	return fmt.Sprintf("POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nSvix-Id: %s\r\nSvix-Timestamp: %s\r\nSvix-Signature: %s\r\n\r\n%s",
 		len(body), id, h.Get("Svix-Timestamp"), h.Get("Svix-Signature"), body)
 }
@@ -186,6 +194,48 @@ func TestLoopSlowSender(t *testing.T) {
 	}
 	if n := count(rg.handler.metrics.handoffSlow); n != 1 || handedOff(rg.handler) != 1 {
 		t.Errorf("%v connections handed over as slow (%v in all), want 1", n, handedOff(rg.handler))
+	}
+}
+
+// TestLoopSlowSenderDuration: a request the loop hands over as slow counts
+// its duration from when it began to arrive, not from the hand-over (the
+// audit record and the duration histogram were short by the loop's
+// patience).
+func TestLoopSlowSenderDuration(t *testing.T) {
+	var buf lockedBuffer
+	rg := newRig(t, nil, func(o *Options) { o.Now = nil; o.Audit = slog.New(jsonlog.New(&buf, nil)) })
+	if _, ok := rg.proxy.srv.(*Loop); !ok {
+		rg.proxy = newLoopFrontend(t, rg.handler)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := rawWebhookSigned(signed(testKey, "msg_sl", time.Now(), validBody), "msg_sl", validBody)
+	half := len(msg) - 10
+	io.WriteString(conn, msg[:half])
+	const wait = 3 * loopPatience
+	time.Sleep(wait)
+	io.WriteString(conn, msg[half:])
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("got %d, want 204", resp.StatusCode)
+	}
+	var rec struct {
+		MsgID      string  `json:"msg_id"`
+		DurationMS float64 `json:"duration_ms"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(buf.String())), &rec); err != nil || rec.MsgID != "msg_sl" {
+		t.Fatalf("audit record %q: %v", buf.String(), err)
+	}
+	if rec.DurationMS < float64(wait/time.Millisecond) {
+		t.Errorf("duration_ms %v, want at least the %v the request took to arrive", rec.DurationMS, wait)
 	}
 }
 

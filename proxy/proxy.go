@@ -22,6 +22,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/postern-dev/postern/proxy/h1"
 	"github.com/postern-dev/postern/proxy/jsonlog"
 	"github.com/postern-dev/postern/proxy/schema"
 	"github.com/postern-dev/postern/proxy/signature"
@@ -228,6 +229,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // span, the record.
 func (h *Handler) start(d *delivery, r *http.Request) {
 	start := h.opts.Now()
+	if t, ok := h1.Arrived(r); ok && h.monotonic {
+		start = t // began in the event loop, handed over as slow
+	}
 	ctx := r.Context()
 	if h.opts.Tracer != nil {
 		ctx = h.opts.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))

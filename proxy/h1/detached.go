@@ -110,7 +110,11 @@ func (d *Detached) Stream(w io.Writer) {
 // Shutdown began it serves the request begun on nc, then closes it.
 // remote is the peer's address as the caller recorded it at accept: a
 // connection the peer has reset since has none to ask for.
-func (s *Server) Adopt(nc net.Conn, remote string, buffered []byte) bool {
+//
+// began is when the request on nc began to arrive (zero: unknown): the
+// handler reads it with Arrived, so that the request's duration counts
+// from there, not from the hand-over.
+func (s *Server) Adopt(nc net.Conn, remote string, buffered []byte, began time.Time) bool {
 	if len(buffered) > 0 {
 		nc = &prefixConn{Conn: nc, prefix: buffered}
 	}
@@ -130,6 +134,7 @@ func (s *Server) Adopt(nc net.Conn, remote string, buffered []byte) bool {
 	if remote != "" {
 		c.remote = remote
 	}
+	c.began = began
 	go c.serve()
 	return true
 }
@@ -162,4 +167,14 @@ func (s *Server) maxHeaderBytes() int {
 		return http.DefaultMaxHeaderBytes
 	}
 	return s.MaxHeaderBytes
+}
+
+// arrivedKey is the context key of an adopted request's arrival time.
+type arrivedKey struct{}
+
+// Arrived returns when r began to arrive, if it was read in part by
+// another server before Adopt handed its connection over.
+func Arrived(r *http.Request) (time.Time, bool) {
+	t, ok := r.Context().Value(arrivedKey{}).(time.Time)
+	return t, ok
 }

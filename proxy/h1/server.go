@@ -284,6 +284,7 @@ type conn struct {
 	url     url.URL      // its URL, when parseTarget fills it
 	// The deadlines last set (zero: none), for readBy and writeBy.
 	rd, wd time.Time
+	began  time.Time // of an adopted connection's first request (see Adopt)
 }
 
 // readBy sets the read deadline to at, or leaves the one already set when
@@ -481,6 +482,10 @@ func (c *conn) callHandler(w *response, req *http.Request) (ok bool) {
 			}
 		}
 	}()
+	if !c.began.IsZero() {
+		req = req.WithContext(context.WithValue(req.Context(), arrivedKey{}, c.began))
+		c.began = time.Time{}
+	}
 	c.srv.Handler.ServeHTTP(w, req)
 	return true
 }
