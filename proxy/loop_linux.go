@@ -1031,6 +1031,7 @@ func (l *loopWorker) appData(a *lconn, now time.Time) {
 		l.drop(a)
 	}
 	l.replyApp(c, ur, nil, now)
+	a.ur.body = nil // sent: not kept, up to 1 MiB, with an idle connection
 }
 
 // appFailed ends an exchange that broke: it is sent again once on a new
@@ -1074,6 +1075,13 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 	if len(a.buf)-len(l.src.b)-br.Buffered() > maxResponseHeaderBytes {
 		return nil, 0, errResponseHeadersTooLarge
 	}
+	// Before holding the body (a copy of it), see whether it is all here,
+	// without copying: the answer is parsed again on each read until it
+	// is, and holding it each time made a 1 MB answer cost the loop about
+	// ten times that in allocations, and quadratic time.
+	if err := bodyArrived(hd, a.buf[len(a.buf)-len(l.src.b)-br.Buffered():], a.eof || a.rerr != nil); err != nil {
+		return nil, 0, err
+	}
 	_, body, complete, err := holdBody(br, hd)
 	if err != nil {
 		return nil, 0, err
@@ -1087,6 +1095,94 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 	*ur = upstreamResponse{status: hd.status, body: body}
 	hd.header(&ur.header, len(ur.body))
 	return ur, len(a.buf) - len(l.src.b) - br.Buffered(), nil
+}
+
+// bodyArrived reports, from rest (the bytes after the head) alone, an
+// answer's body that has not all arrived: errNeedMore, or errLargeAnswer
+// once it is known to be over maxResponseBytes. It returns nil when the
+// body may be complete, or the connection has ended (settled), for
+// holdBody to read and judge; for a chunked body it errs only towards nil
+// (a body the chunked reader would take whole is never errNeedMore here).
+func bodyArrived(hd *respHead, rest []byte, settled bool) error {
+	var have int64
+	switch {
+	case hd.length == 0:
+		return nil
+	case hd.chunked:
+		n, complete, bad := chunkedArrived(rest)
+		if complete || bad {
+			return nil
+		}
+		have = n
+	case hd.length > 0:
+		if hd.length > maxResponseBytes {
+			return errLargeAnswer
+		}
+		if int64(len(rest)) >= hd.length {
+			return nil
+		}
+		have = int64(len(rest))
+	default: // up to the connection's end
+		have = int64(len(rest))
+	}
+	switch {
+	case have > maxResponseBytes:
+		return errLargeAnswer
+	case settled:
+		return nil
+	}
+	return errNeedMore
+}
+
+// chunkedArrived walks the chunks in b without copying them: it returns
+// the data bytes seen, whether the last chunk and the trailer's end are
+// in b, and bad for what it does not read (the chunked reader then says
+// what is wrong).
+func chunkedArrived(b []byte) (n int64, complete, bad bool) {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return n, false, len(b) > 4096 // the reader's longest line
+		}
+		line := bytes.TrimRight(b[:i], " \t\r")
+		b = b[i+1:]
+		if j := bytes.IndexByte(line, ';'); j >= 0 {
+			line = bytes.TrimRight(line[:j], " \t")
+		}
+		if len(line) == 0 || len(line) > 15 {
+			return n, false, true
+		}
+		var size int64
+		for _, c := range line {
+			switch {
+			case '0' <= c && c <= '9':
+				size = size<<4 | int64(c-'0')
+			case 'a' <= c && c <= 'f':
+				size = size<<4 | int64(c-'a'+10)
+			case 'A' <= c && c <= 'F':
+				size = size<<4 | int64(c-'A'+10)
+			default:
+				return n, false, true
+			}
+		}
+		if size == 0 { // the last chunk: then the trailer, to an empty line
+			for {
+				k := bytes.IndexByte(b, '\n')
+				if k < 0 {
+					return n, false, false
+				}
+				if l := b[:k]; len(l) == 0 || len(l) == 1 && l[0] == '\r' {
+					return n, true, false
+				}
+				b = b[k+1:]
+			}
+		}
+		if int64(len(b)) < size+2 {
+			return n + min(int64(len(b)), size), false, false
+		}
+		n += size
+		b = b[size+2:]
+	}
 }
 
 // replyApp answers sender c from the app's answer ur or the failure perr.
