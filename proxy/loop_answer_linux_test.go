@@ -121,3 +121,18 @@ func TestLoopLargeAnswerCost(t *testing.T) {
 		t.Errorf("after 24 answers of 900 KiB, the heap holds %d MiB more, want under 8 (no answer kept)", grew>>20)
 	}
 }
+
+// FuzzChunkedArrived: whatever the bytes, the loop never waits for more of
+// a chunked body the chunked reader already takes whole.
+func FuzzChunkedArrived(f *testing.F) {
+	f.Add([]byte("5\r\nhello\r\n0\r\n\r\n"))
+	f.Add([]byte("1;a=b\r\nx\r\n0\r\nT: 1\r\n\r\nrest"))
+	f.Add([]byte("0\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		hd := &respHead{length: -1, chunked: true, teChunked: true}
+		_, _, complete, err := holdBody(bufio.NewReader(&needMore{b: b}), hd)
+		if err == nil && complete && errors.Is(bodyArrived(&respHead{length: -1, chunked: true}, b, false), errNeedMore) {
+			t.Errorf("%q: the reader takes it whole, the loop would wait for more", b)
+		}
+	})
+}
