@@ -40,8 +40,9 @@ type Client struct {
 	// shorter than Apache's and Node's 5 s keep-alive).
 	IdleTimeout time.Duration
 
-	mu   sync.Mutex
-	idle []*clientConn // most recently used last
+	mu    sync.Mutex
+	idle  []*clientConn // most recently used last
+	sweep *time.Timer   // closes idle connections past IdleTimeout; nil while none wait
 }
 
 var _ http.RoundTripper = (*Client)(nil)
@@ -266,11 +267,45 @@ func (c *Client) put(cc *clientConn) {
 	c.mu.Lock()
 	if len(c.idle) < c.maxIdle() {
 		c.idle = append(c.idle, cc)
+		if c.sweep == nil {
+			c.sweep = time.AfterFunc(c.idleTimeout(), c.sweepIdle)
+		}
 		c.mu.Unlock()
 		return
 	}
 	c.mu.Unlock()
 	cc.conn.Close()
+}
+
+// sweepIdle closes the pooled connections idle past IdleTimeout, so that
+// they do not linger (half closed by the app, holding a descriptor) until
+// the next request takes them up; it runs again while any are left.
+func (c *Client) sweepIdle() {
+	timeout := c.idleTimeout()
+	now := time.Now()
+	var expired []*clientConn
+	c.mu.Lock()
+	kept := c.idle[:0]
+	next := timeout
+	for _, cc := range c.idle {
+		if age := now.Sub(cc.lastUsed); age >= timeout {
+			expired = append(expired, cc)
+		} else {
+			kept = append(kept, cc)
+			next = min(next, timeout-age)
+		}
+	}
+	clear(c.idle[len(kept):])
+	c.idle = kept
+	if len(c.idle) > 0 {
+		c.sweep.Reset(max(next, 10*time.Millisecond))
+	} else {
+		c.sweep = nil
+	}
+	c.mu.Unlock()
+	for _, cc := range expired {
+		cc.conn.Close()
+	}
 }
 
 // CloseIdleConnections closes the pooled connections.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -133,6 +134,36 @@ func TestClientIdleTimeout(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	if postReused(t, c, app) {
 		t.Error("a connection idle past IdleTimeout was reused")
+	}
+}
+
+// TestClientClosesIdle: a pooled connection idle past IdleTimeout is
+// closed then, with no request to take it up (it lingered, half closed
+// by the app, until the next request).
+func TestClientClosesIdle(t *testing.T) {
+	closed := make(chan struct{}, 1)
+	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	app.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	app.Start()
+	defer app.Close()
+	c := &Client{IdleTimeout: 200 * time.Millisecond}
+	defer c.CloseIdleConnections()
+	postReused(t, c, app.URL)
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the idle connection was still open 2 s after its 200 ms idle timeout")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.idle) != 0 {
+		t.Errorf("%d connections left in the pool, want 0", len(c.idle))
 	}
 }
 
