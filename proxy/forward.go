@@ -189,6 +189,10 @@ func upstreamError(deadline time.Time, err error) *Error {
 	case isRefused(err):
 		return &Error{Status: http.StatusServiceUnavailable, Reason: ReasonUpstreamUnavailable,
 			Detail: "the application is not accepting connections", RetryAfter: retryAfterUnavailable, Err: err}
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		// postern's own limit, not the app's fault.
+		return &Error{Status: http.StatusServiceUnavailable, Reason: ReasonOverloaded,
+			Detail: "postern is out of file descriptors; retry shortly", RetryAfter: retryAfterUnavailable, Err: err}
 	case !time.Now().Before(deadline), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Status: http.StatusGatewayTimeout, Reason: ReasonUpstreamTimeout,
 			Detail: "the application did not answer in time", Err: err}

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -408,6 +410,19 @@ func TestIsHopHeader(t *testing.T) {
 	for _, k := range []string{"Content-Type", "Date", "Set-Cookie", "Content-Length", "X-Connection"} {
 		if isHopHeader(k) {
 			t.Errorf("isHopHeader(%q) = true, want false", k)
+		}
+	}
+}
+
+// TestUpstreamErrorOutOfDescriptors: a dial that fails because postern
+// has no file descriptor left is postern's overload (503 with
+// Retry-After), not a broken answer from the app (502).
+func TestUpstreamErrorOutOfDescriptors(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE} {
+		err := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", errno)}
+		e := upstreamError(time.Now().Add(time.Second), err)
+		if e.Status != http.StatusServiceUnavailable || e.Reason != ReasonOverloaded || e.RetryAfter == 0 {
+			t.Errorf("%v: got %d %s Retry-After %v, want 503 %s with Retry-After", errno, e.Status, e.Reason, e.RetryAfter, ReasonOverloaded)
 		}
 	}
 }

@@ -1273,7 +1273,8 @@ func (l *loopWorker) handOff(c *lconn, count prometheus.Counter) {
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f)
 	f.Close()
-	if err != nil {
+	if err != nil { // out of descriptors: the sender sees its connection close
+		l.Handler.opts.Log.Warn("a connection could not be handed to the goroutine engine; closed", "error", err.Error())
 		return
 	}
 	var began time.Time
