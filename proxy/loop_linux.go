@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -1152,18 +1153,9 @@ func chunkedArrived(b []byte) (n int64, complete, bad bool) {
 		if len(line) == 0 || len(line) > 15 {
 			return n, false, true
 		}
-		var size int64
-		for _, c := range line {
-			switch {
-			case '0' <= c && c <= '9':
-				size = size<<4 | int64(c-'0')
-			case 'a' <= c && c <= 'f':
-				size = size<<4 | int64(c-'a'+10)
-			case 'A' <= c && c <= 'F':
-				size = size<<4 | int64(c-'A'+10)
-			default:
-				return n, false, true
-			}
+		size, err := strconv.ParseInt(string(line), 16, 64)
+		if err != nil || line[0] == '+' || line[0] == '-' { // hex digits only, as the reader
+			return n, false, true
 		}
 		if size == 0 { // the last chunk: then the trailer, to an empty line
 			for {

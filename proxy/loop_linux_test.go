@@ -166,28 +166,35 @@ func TestLoopPipelined(t *testing.T) {
 	}
 }
 
-// TestLoopSlowSender: a request whose rest arrives later than the loop's
-// patience is handed over with what was read, and answered whole.
-func TestLoopSlowSender(t *testing.T) {
-	rg, _ := loopRig(t, nil)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+// sendInTwo sends msg to url on a new connection in two parts, all but
+// its last 10 bytes, then between, then the rest, and returns the answer's
+// status.
+func sendInTwo(t *testing.T, url, msg string, between func()) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	msg := rawWebhook(testKey, "msg_s1")
 	half := len(msg) - 10
 	io.WriteString(conn, msg[:half])
-	time.Sleep(3 * loopPatience)
+	between()
 	io.WriteString(conn, msg[half:])
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no answer: %v", err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 204 {
-		t.Errorf("got %d, want 204", resp.StatusCode)
+	return resp.StatusCode
+}
+
+// TestLoopSlowSender: a request whose rest arrives later than the loop's
+// patience is handed over with what was read, and answered whole.
+func TestLoopSlowSender(t *testing.T) {
+	rg, _ := loopRig(t, nil)
+	if status := sendInTwo(t, rg.proxy.URL, rawWebhook(testKey, "msg_s1"), func() { time.Sleep(3 * loopPatience) }); status != 204 {
+		t.Errorf("got %d, want 204", status)
 	}
 	if got := rg.app.requests(); len(got) != 1 || got[0].Header.Get("Svix-Id") != "msg_s1" {
 		t.Errorf("app received %v, want msg_s1 once", got)
@@ -207,25 +214,10 @@ func TestLoopSlowSenderDuration(t *testing.T) {
 	if _, ok := rg.proxy.srv.(*Loop); !ok {
 		rg.proxy = newLoopFrontend(t, rg.handler)
 	}
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	msg := rawWebhookSigned(signed(testKey, "msg_sl", time.Now(), validBody), "msg_sl", validBody)
-	half := len(msg) - 10
-	io.WriteString(conn, msg[:half])
 	const wait = 3 * loopPatience
-	time.Sleep(wait)
-	io.WriteString(conn, msg[half:])
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 204 {
-		t.Fatalf("got %d, want 204", resp.StatusCode)
+	if status := sendInTwo(t, rg.proxy.URL, msg, func() { time.Sleep(wait) }); status != 204 {
+		t.Fatalf("got %d, want 204", status)
 	}
 	var rec struct {
 		MsgID      string  `json:"msg_id"`
@@ -245,31 +237,18 @@ func TestLoopSlowSenderDuration(t *testing.T) {
 // got its connection closed without an answer).
 func TestLoopSlowSenderDuringShutdown(t *testing.T) {
 	rg, l := loopRig(t, nil)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	msg := rawWebhook(testKey, "msg_sd")
-	half := len(msg) - 10
-	io.WriteString(conn, msg[:half])
-	time.Sleep(loopPatience / 4) // read by the loop, not yet handed over
 	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		shut <- l.Shutdown(ctx)
-	}()
-	time.Sleep(3 * loopPatience) // handed over after Shutdown began
-	io.WriteString(conn, msg[half:])
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 204 {
-		t.Errorf("got %d, want 204", resp.StatusCode)
+	status := sendInTwo(t, rg.proxy.URL, rawWebhook(testKey, "msg_sd"), func() {
+		time.Sleep(loopPatience / 4) // read by the loop, not yet handed over
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			shut <- l.Shutdown(ctx)
+		}()
+		time.Sleep(3 * loopPatience) // handed over after Shutdown began
+	})
+	if status != 204 {
+		t.Errorf("got %d, want 204", status)
 	}
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
