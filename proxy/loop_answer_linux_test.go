@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -135,4 +136,38 @@ func FuzzChunkedArrived(f *testing.F) {
 			t.Errorf("%q: the reader takes it whole, the loop would wait for more", b)
 		}
 	})
+}
+
+// TestLoopStreamedAnswerPipelined: an answer over 1 MiB, streamed, reaches
+// the sender whole even with a pipelined request behind it that the loop
+// had not read (closing over those unread bytes reset the connection, and
+// the sender lost the end of the answer).
+func TestLoopStreamedAnswerPipelined(t *testing.T) {
+	const size = 1100000
+	big := strings.Repeat("b", size)
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		io.WriteString(w, big)
+	}, func(o *Options) { o.Now = nil }) // the real clock: a streamed answer has real deadlines
+	if _, ok := rg.proxy.srv.(*Loop); !ok {
+		rg.proxy = newLoopFrontend(t, rg.handler)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	second := strings.Replace(validBody, `"data":{`, `"pad":"`+strings.Repeat("p", 16000)+`","data":{`, 1)
+	now := time.Now()
+	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_big1", now, validBody), "msg_big1", validBody)+
+		rawWebhookSigned(signed(testKey, "msg_big2", now, second), "msg_big2", second))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || n != size || err != nil {
+		t.Errorf("got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, n, size, err)
+	}
 }

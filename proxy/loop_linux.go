@@ -1336,8 +1336,25 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 			// (Aborted: the app's answer broke after its status was
 			// sent, and the sender must not read it as complete.)
 			c.det.Finish()
+			if sender != nil {
+				lingerClose(sender)
+			}
 		}
 	}()
+}
+
+// lingerClose ends the sending side of nc and reads what the sender still
+// sends (a pipelined request the loop had not read), for up to 500 ms, so
+// that the close that follows does not reset the connection over unread
+// bytes: a reset makes the sender's kernel drop the end of the answer it
+// has not read yet.
+func lingerClose(nc net.Conn) {
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, nc, 256<<10)
 }
 
 // scan enforces deadlines: the header, idle and write timeouts of
