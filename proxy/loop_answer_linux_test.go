@@ -101,9 +101,11 @@ func TestLoopLargeAnswerCost(t *testing.T) {
 		t.Fatalf("got %d with %d bytes, want 200 with %d", got.Status, len(got.Body), size)
 	}
 	// The sender's client, the app, the test's rig and the loop all
-	// allocate (about 9 MiB in all, against 38 when the loop held the
+	// allocate (about 6 MiB in all, against 38 when the loop held the
 	// answer again on each read).
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("one 900 KiB answer: %.1f MiB allocated in all", float64(alloc)/(1<<20))
+	if alloc > 16<<20 {
 		t.Errorf("one 900 KiB answer: %d MiB allocated, want under 16", alloc>>20)
 	}
 

@@ -1080,7 +1080,13 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 	// without copying: the answer is parsed again on each read until it
 	// is, and holding it each time made a 1 MB answer cost the loop about
 	// ten times that in allocations, and quadratic time.
-	if err := bodyArrived(hd, a.buf[len(a.buf)-len(l.src.b)-br.Buffered():], a.eof || a.rerr != nil); err != nil {
+	rest := a.buf[len(a.buf)-len(l.src.b)-br.Buffered():]
+	if err := bodyArrived(hd, rest, a.eof || a.rerr != nil); err != nil {
+		if need := len(a.buf) - len(rest) + int(hd.length); errors.Is(err, errNeedMore) && hd.length > 0 && cap(a.buf) < need {
+			// Room for the rest of a body whose length is known, in
+			// one allocation rather than by doubling as it arrives.
+			a.buf = append(make([]byte, 0, need), a.buf...)
+		}
 		return nil, 0, err
 	}
 	_, body, complete, err := holdBody(br, hd)
