@@ -102,6 +102,10 @@ func newHandler(t testing.TB, upstream string, mutate func(*Options)) *Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its pooled connections end with the test, not when their idle
+	// timeout sweeps them away during a later test (which frees
+	// descriptors that TestLoopAcceptOutOfDescriptors counts on).
+	t.Cleanup(h.opts.Client.CloseIdleConnections)
 	return h
 }
 

@@ -157,7 +157,11 @@ func relayExchange(raw []byte) (relayed, error) {
 	if err, _ := writeResponse(rec, ur); err != nil {
 		return relayed{}, err
 	}
-	return relayed{rec.Code, rec.Header(), rec.Body.String(), len(c.idle) == 1}, nil
+	c.mu.Lock() // (the pool's sweep may run meanwhile)
+	pooled := len(c.idle) == 1
+	c.mu.Unlock()
+	c.CloseIdleConnections()
+	return relayed{rec.Code, rec.Header(), rec.Body.String(), pooled}, nil
 }
 
 // relayReference is what postern made of raw before the exchange path:
