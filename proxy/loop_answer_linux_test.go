@@ -85,14 +85,17 @@ func TestLoopChunkedAnswerEndApart(t *testing.T) {
 func TestLoopLargeAnswerCost(t *testing.T) {
 	const size = 900 << 10
 	piece := strings.Repeat("p", 16<<10)
-	rg, _ := loopRig(t, func(w http.ResponseWriter, r *http.Request) {
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 		for sent := 0; sent < size; sent += len(piece) {
 			io.WriteString(w, piece[:min(len(piece), size-sent)])
 			w.(http.Flusher).Flush()
 			time.Sleep(100 * time.Microsecond)
 		}
-	})
+	}, func(o *Options) { o.UpstreamTimeout = 30 * time.Second }) // 24 at once, under -race, on 2 cores
+	if _, ok := rg.proxy.srv.(*Loop); !ok {
+		rg.proxy = newLoopFrontend(t, rg.handler)
+	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	got := rg.post(t, "/", signed(testKey, "msg_cost", testNow, validBody), validBody)
@@ -171,5 +174,37 @@ func TestLoopStreamedAnswerPipelined(t *testing.T) {
 	n, err := io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != 200 || n != size || err != nil {
 		t.Errorf("got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, n, size, err)
+	}
+}
+
+// TestLoopChunkedSmallChunks: a whole chunked answer whose framing takes
+// it past what the loop reads of an answer (1 MiB + 64 KiB) while its data
+// stays under 1 MiB (here 300,000 bytes in 1-byte chunks, in one write, the
+// connection kept open) is streamed, not left waiting for a readiness edge
+// that never comes (it was answered 504 at the timeout).
+func TestLoopChunkedSmallChunks(t *testing.T) {
+	const size = 300000
+	var wire strings.Builder
+	wire.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for range size {
+		wire.WriteString("1\r\nx\r\n")
+	}
+	wire.WriteString("0\r\n\r\n")
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		buf.WriteString(wire.String())
+		buf.Flush()
+		time.Sleep(3 * time.Second) // kept alive
+	}, func(o *Options) { o.Now = nil; o.UpstreamTimeout = 2 * time.Second }) // the real clock: a streamed answer has real deadlines
+	if _, ok := rg.proxy.srv.(*Loop); !ok {
+		rg.proxy = newLoopFrontend(t, rg.handler)
+	}
+	got := rg.post(t, "/", signed(testKey, "msg_small_chunks", time.Now(), validBody), validBody)
+	if got.Status != 200 || len(got.Body) != size {
+		t.Errorf("got %d %s with %d bytes, want 200 with %d", got.Status, got.Reason, len(got.Body), size)
 	}
 }

@@ -1010,6 +1010,13 @@ func (l *loopWorker) appData(a *lconn, now time.Time) {
 		l.streamAnswer(a)
 		return
 	case errors.Is(err, errNeedMore):
+		if len(a.buf) > maxResponseHeaderBytes+maxResponseBytes {
+			// readable reads no more than this: an answer not whole by
+			// now (a chunked one of small chunks, whose framing adds to
+			// its data) is streamed, never left waiting for an edge that
+			// will not come.
+			l.streamAnswer(a)
+		}
 		return
 	case err != nil:
 		l.appFailed(a, err, now)
