@@ -209,13 +209,18 @@ func (hd *respHead) readTrailer(br *bufio.Reader) error {
 		br.Discard(2)
 		return nil
 	}
+	if errors.Is(err, errNeedMore) { // the loop's reader: the rest has not arrived
+		return err
+	}
 	if len(buf) < 2 {
 		return errTrailerEOF
 	}
 	if err != nil {
 		return err
 	}
-	if !upcomingDoubleCRLF(br) {
+	if found, err := upcomingDoubleCRLF(br); errors.Is(err, errNeedMore) {
+		return err
+	} else if !found {
 		return errors.New("the app's trailer is too long")
 	}
 	raw, fields := len(hd.raw), len(hd.fields)
@@ -227,18 +232,24 @@ func (hd *respHead) readTrailer(br *bufio.Reader) error {
 	return err
 }
 
-// upcomingDoubleCRLF reports whether "\r\n\r\n" is within the read buffer.
-func upcomingDoubleCRLF(br *bufio.Reader) bool {
+// upcomingDoubleCRLF reports whether "\r\n\r\n" is within the read
+// buffer, and the error that ended the search when it is not.
+func upcomingDoubleCRLF(br *bufio.Reader) (bool, error) {
 	for n := 4; ; n++ {
 		buf, err := br.Peek(n)
 		if bytes.HasSuffix(buf, []byte("\r\n\r\n")) {
-			return true
+			return true, nil
 		}
 		if err != nil {
-			return false
+			return false, err
 		}
 	}
 }
+
+// errNeedMore is what the event loop's parse of an answer meets when the
+// rest has not arrived yet (its reader returns it where a socket's would
+// block).
+var errNeedMore = errors.New("more bytes needed")
 
 // inlineFields is how many header fields an upstreamResponse holds
 // without another allocation.

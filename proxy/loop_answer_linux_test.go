@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -128,25 +129,55 @@ func TestLoopLargeAnswerCost(t *testing.T) {
 	}
 }
 
-// FuzzChunkedArrived: whatever the bytes, the loop never waits for more of
-// a chunked body the chunked reader already takes whole.
+// FuzzChunkedArrived: whatever the bytes, the loop waits for more of a
+// chunked body exactly when the chunked reader would: never for one the
+// reader already takes whole, and never for one it already refuses (the
+// goroutine engine answers that 502 at once; the loop waited, and answered
+// 504 at the timeout). The reader would wait when it asks for bytes past b.
 func FuzzChunkedArrived(f *testing.F) {
 	f.Add([]byte("5\r\nhello\r\n0\r\n\r\n"))
 	f.Add([]byte("1;a=b\r\nx\r\n0\r\nT: 1\r\n\r\nrest"))
 	f.Add([]byte("0\n\n"))
+	f.Add([]byte("5\nhel"))
+	f.Add([]byte("5\r\nhelloXY"))
+	f.Add([]byte("0\r\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		hd := &respHead{length: -1, chunked: true, teChunked: true}
-		_, _, complete, err := holdBody(bufio.NewReader(&needMore{b: b}), hd)
-		if err == nil && complete && errors.Is(bodyArrived(&respHead{length: -1, chunked: true}, b, false), errNeedMore) {
+		src := &starving{needMore: needMore{b: b}}
+		_, _, complete, err := holdBody(bufio.NewReaderSize(src, 8<<10), hd)
+		waits := errors.Is(bodyArrived(&respHead{length: -1, chunked: true}, b, false), errNeedMore)
+		switch {
+		case err == nil && complete && waits:
 			t.Errorf("%q: the reader takes it whole, the loop would wait for more", b)
+		case waits && !src.starved:
+			t.Errorf("%q: the reader ends it (%v) without more bytes, the loop would wait for more", b, err)
+		case !waits && src.starved && !errors.Is(err, errNeedMore) && err != nil:
+			// The loop goes on to the reader, which reports what it
+			// made of the bytes so far: only a wait is a wait.
+			t.Errorf("%q: the reader would wait for more, the loop ends it with %v", b, err)
 		}
 	})
 }
 
+// starving is a needMore that records whether its reader asked for more
+// than it has.
+type starving struct {
+	needMore
+	starved bool
+}
+
+func (s *starving) Read(p []byte) (int, error) {
+	n, err := s.needMore.Read(p)
+	if errors.Is(err, errNeedMore) {
+		s.starved = true
+	}
+	return n, err
+}
+
 // TestLoopStreamedAnswerPipelined: an answer over 1 MiB, streamed, reaches
-// the sender whole even with a pipelined request behind it that the loop
-// had not read (closing over those unread bytes reset the connection, and
-// the sender lost the end of the answer).
+// the sender whole, saying Connection: close, even with a pipelined request
+// behind it that the loop had not read (closing over those unread bytes
+// reset the connection, and the sender lost the end of the answer).
 func TestLoopStreamedAnswerPipelined(t *testing.T) {
 	const size = 1100000
 	big := strings.Repeat("b", size)
@@ -174,6 +205,13 @@ func TestLoopStreamedAnswerPipelined(t *testing.T) {
 	n, err := io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != 200 || n != size || err != nil {
 		t.Errorf("got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, n, size, err)
+	}
+	// The loop closes the connection after a streamed answer, and the
+	// answer says so: the sender sends the second request again on a new
+	// connection (the header was set, then dropped with the app's
+	// hop-by-hop headers, so the sender took the connection for open).
+	if !resp.Close {
+		t.Errorf("a streamed answer, after which the connection closes, has no Connection: close (headers %v)", resp.Header)
 	}
 }
 
@@ -206,5 +244,199 @@ func TestLoopChunkedSmallChunks(t *testing.T) {
 	got := rg.post(t, "/", signed(testKey, "msg_small_chunks", time.Now(), validBody), validBody)
 	if got.Status != 200 || len(got.Body) != size {
 		t.Errorf("got %d %s with %d bytes, want 200 with %d", got.Status, got.Reason, len(got.Body), size)
+	}
+}
+
+// TestLoopShutdownWaitsForStreamedAnswer: a request in flight when the
+// drain begins finishes before Shutdown returns, also when its answer is
+// over 1 MiB and streamed from a goroutine: Shutdown returned while the
+// answer was streaming, so the process could exit with the answer cut and
+// the request never audited.
+func TestLoopShutdownWaitsForStreamedAnswer(t *testing.T) {
+	const size = 2 << 20
+	first := strings.Repeat("a", 1200000)
+	rest := strings.Repeat("b", size-len(first))
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		io.WriteString(w, first)
+		w.(http.Flusher).Flush()
+		time.Sleep(400 * time.Millisecond) // still streaming when the drain begins
+		io.WriteString(w, rest)
+	}, func(o *Options) { o.Now = nil; o.UpstreamTimeout = 10 * time.Second })
+	if _, ok := rg.proxy.srv.(*Loop); !ok {
+		rg.proxy = newLoopFrontend(t, rg.handler)
+	}
+	l := rg.proxy.srv.(*Loop)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_drain_big", time.Now(), validBody), "msg_drain_big", validBody))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The answer's head has arrived, so it is streaming: drain now.
+	type result struct {
+		err      error
+		inFlight int64
+	}
+	shut := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		err := l.Shutdown(ctx)
+		shut <- result{err, rg.handler.metrics.inFlight.Load()}
+	}()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || n != size || err != nil {
+		t.Errorf("sender got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, n, size, err)
+	}
+	if r := <-shut; r.err != nil || r.inFlight != 0 {
+		t.Errorf("Shutdown returned %v with %d request(s) in flight, want nil with 0 (the streamed answer finished and recorded)", r.err, r.inFlight)
+	}
+}
+
+// TestLoopStreamedAnswerEndsWhenSent: a streamed answer's request ends
+// (audit record, duration, in-flight gauge, its id settled for dedupe) when
+// its answer has been sent, not after the sender's connection has lingered
+// (up to 500 ms, made 30 s here so that the two cannot be confused).
+func TestLoopStreamedAnswerEndsWhenSent(t *testing.T) {
+	lingerFor.Store(int64(30 * time.Second))
+	t.Cleanup(func() { lingerFor.Store(0) })
+	const size = 1100000
+	big := strings.Repeat("b", size)
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		io.WriteString(w, big)
+	}, func(o *Options) { o.Now = nil })
+	if _, ok := rg.proxy.srv.(*Loop); !ok {
+		rg.proxy = newLoopFrontend(t, rg.handler)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_linger", time.Now(), validBody), "msg_linger", validBody))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, resp.Body); resp.StatusCode != 200 || n != size || err != nil {
+		t.Fatalf("got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, n, size, err)
+	}
+	// The sender has its whole answer and keeps its connection open, so
+	// postern lingers on it for 30 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for rg.handler.metrics.inFlight.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := rg.handler.metrics.inFlight.Load(); n != 0 {
+		t.Errorf("%d request(s) still in flight 10 s after the whole answer reached the sender, while its connection lingers", n)
+	}
+}
+
+// TestLoopCloseCutsStreamedAnswer: Close (the drain's timeout) cuts an
+// answer being streamed as it cuts every other connection, and returns
+// with the request recorded; the streamed answer ran on after Close,
+// unrecorded, until the app finished.
+func TestLoopCloseCutsStreamedAnswer(t *testing.T) {
+	release := make(chan struct{})
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(3<<20))
+		io.WriteString(w, strings.Repeat("a", 1200000))
+		w.(http.Flusher).Flush()
+		select { // the rest never comes before Close
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}, func(o *Options) { o.Now = nil; o.UpstreamTimeout = 20 * time.Second })
+	defer close(release)
+	if _, ok := rg.proxy.srv.(*Loop); !ok {
+		rg.proxy = newLoopFrontend(t, rg.handler)
+	}
+	l := rg.proxy.srv.(*Loop)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_close_big", time.Now(), validBody), "msg_close_big", validBody))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := rg.handler.metrics.inFlight.Load(); n != 0 {
+		t.Errorf("Close returned with %d request(s) in flight, want 0", n)
+	}
+	if n, err := io.Copy(io.Discard, resp.Body); err == nil || n >= 3<<20 {
+		t.Errorf("sender read %d bytes (%v) of an answer cut by Close, want fewer and an error", n, err)
+	}
+}
+
+// TestBrokenChunkedAnswerAtOnce: a chunked answer whose framing is already
+// broken (a bare LF, chunk data not followed by CRLF, a space before an
+// extension) is a 502 at once, from either engine, while the app holds its
+// connection open: the loop waited for more, and answered 504 at the
+// timeout.
+func TestBrokenChunkedAnswerAtOnce(t *testing.T) {
+	for _, framing := range []string{"5\nhel", "5\r\nhelloXY", "5 ;x\r\nhello\r\n"} {
+		rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			defer conn.Close()
+			buf.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framing)
+			buf.Flush()
+			time.Sleep(4 * time.Second) // held open past the timeout
+		}, func(o *Options) { o.Now = nil; o.UpstreamTimeout = 3 * time.Second })
+		got := rg.post(t, "/", signed(testKey, "msg_badchunk", time.Now(), validBody), validBody)
+		if got.Status != 502 || got.Reason != ReasonUpstreamError {
+			t.Errorf("%q: got %d %s, want 502 %s", framing, got.Status, got.Reason, ReasonUpstreamError)
+		}
+	}
+}
+
+// TestChunkedAnswerJustOverLimit: a chunked answer of maxResponseBytes+1
+// bytes that arrives whole is passed back as either engine streams it,
+// chunked (the loop held it and sent it with a Content-Length).
+func TestChunkedAnswerJustOverLimit(t *testing.T) {
+	body := strings.Repeat("c", maxResponseBytes+1)
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+		buf.Flush()
+		time.Sleep(200 * time.Millisecond) // kept alive
+	}, func(o *Options) { o.Now = nil })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_just_over", time.Now(), validBody), "msg_just_over", validBody))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(got) != body || err != nil {
+		t.Fatalf("got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, len(got), len(body), err)
+	}
+	if resp.ContentLength != -1 || len(resp.TransferEncoding) != 1 {
+		t.Errorf("framed with Content-Length %d, Transfer-Encoding %q; want chunked, as streamed", resp.ContentLength, resp.TransferEncoding)
 	}
 }

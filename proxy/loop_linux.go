@@ -67,9 +67,15 @@ type Loop struct {
 	// over is counted by postern_loop_handoffs_total).
 	served atomic.Int64
 
-	lfd       int          // the listening socket, shared by the workers
-	listening atomic.Int32 // workers still waiting on lfd: the last one closes it
-	up        *net.TCPAddr // the app's address
+	lfd int // the listening socket, shared by the workers
+	// Answers over maxResponseBytes being streamed from goroutines
+	// (streamAnswer): Shutdown waits for them, Close cuts their
+	// connections.
+	streams     sync.WaitGroup
+	streamMu    sync.Mutex
+	streamConns map[net.Conn]struct{}
+	listening   atomic.Int32 // workers still waiting on lfd: the last one closes it
+	up          *net.TCPAddr // the app's address
 }
 
 // loopWorker is one loop; its fields are touched only by its thread, but
@@ -177,10 +183,6 @@ type lconn struct {
 	hd         respHead
 	ur         upstreamResponse // the answer parsed last
 }
-
-// errNeedMore is what an answer's parse meets when the rest has not
-// arrived yet.
-var errNeedMore = errors.New("more bytes needed")
 
 // errLargeAnswer is an answer's parse that found a body over
 // maxResponseBytes: it is streamed from a goroutine.
@@ -411,7 +413,18 @@ func (l *Loop) Shutdown(ctx context.Context) error {
 	}
 	// And what the loops handed over while they drained: a request that
 	// was still arriving when the drain began is answered, not dropped.
-	return l.Fallback.Shutdown(ctx)
+	if err := l.Fallback.Shutdown(ctx); err != nil {
+		return err
+	}
+	// The answers still being streamed (the loops, stopped, start none).
+	streamed := make(chan struct{})
+	go func() { l.streams.Wait(); close(streamed) }()
+	select {
+	case <-streamed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close closes the listener and every connection at once.
@@ -422,7 +435,14 @@ func (l *Loop) Close() error {
 	if l.isStarted() {
 		<-l.done
 	}
-	return l.Fallback.Close()
+	l.streamMu.Lock()
+	for nc := range l.streamConns {
+		nc.Close()
+	}
+	l.streamMu.Unlock()
+	err := l.Fallback.Close()
+	l.streams.Wait() // their records written: cut, they end at once
+	return err
 }
 
 func (l *Loop) isStarted() bool {
@@ -1100,7 +1120,9 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 	if err != nil {
 		return nil, 0, err
 	}
-	if !complete {
+	if !complete || len(body) > maxResponseBytes {
+		// (Complete at maxResponseBytes+1: streamed all the same, as the
+		// goroutine engine streams it.)
 		return nil, 0, errLargeAnswer
 	}
 	// The answer is the connection's, as a Request is its sender's: it
@@ -1151,17 +1173,28 @@ func bodyArrived(hd *respHead, rest []byte, settled bool) error {
 // chunkedArrived walks the chunks in b without copying them: it returns
 // the data bytes seen, whether the last chunk and the trailer's end are
 // in b, and bad for what it does not read (the chunked reader then says
-// what is wrong).
+// what is wrong). It waits for more only where the goroutine engine's
+// reader would: a line that ends in a bare LF or holds a CR, or chunk data not followed
+// by CRLF, is bad at once (it waited, and the answer was a 504 at the
+// timeout where the goroutine engine's is a 502 at once), and the trailer
+// ends as readTrailer reads it, at a first CRLF or at "\r\n\r\n".
 func chunkedArrived(b []byte) (n int64, complete, bad bool) {
+	var excess int64
 	for {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
 			return n, false, len(b) > 4096 // the reader's longest line
 		}
+		if i == 0 || bytes.IndexByte(b[:i], '\r') != i-1 { // CRLF, and no other CR
+			return n, false, true
+		}
+		// What is not data, counted as the reader counts it (it refuses
+		// more than 16 KiB past 16 bytes a chunk and twice its data).
+		excess += int64(i) + 1
 		line := bytes.TrimRight(b[:i], " \t\r")
 		b = b[i+1:]
 		if j := bytes.IndexByte(line, ';'); j >= 0 {
-			line = bytes.TrimRight(line[:j], " \t")
+			line = line[:j] // (with what precedes ';': the reader refuses "5 ;x")
 		}
 		if len(line) == 0 || len(line) > 15 {
 			return n, false, true
@@ -1170,20 +1203,25 @@ func chunkedArrived(b []byte) (n int64, complete, bad bool) {
 		if err != nil || line[0] == '+' || line[0] == '-' { // hex digits only, as the reader
 			return n, false, true
 		}
-		if size == 0 { // the last chunk: then the trailer, to an empty line
-			for {
-				k := bytes.IndexByte(b, '\n')
-				if k < 0 {
-					return n, false, false
-				}
-				if l := b[:k]; len(l) == 0 || len(l) == 1 && l[0] == '\r' {
-					return n, true, false
-				}
-				b = b[k+1:]
+		if excess = max(excess-16-2*size, 0); excess > 16<<10 {
+			return n, false, true
+		}
+		if size == 0 { // the last chunk: then the trailer
+			switch {
+			case len(b) >= 2 && b[0] == '\r' && b[1] == '\n',
+				bytes.Contains(b, []byte("\r\n\r\n")):
+				return n, true, false
 			}
+			return n, false, len(b) > 8<<10 // past what the reader looks ahead
 		}
 		if int64(len(b)) < size+2 {
+			if int64(len(b)) > size && b[size] != '\r' {
+				return n, false, true
+			}
 			return n + min(int64(len(b)), size), false, false
+		}
+		if b[size] != '\r' || b[size+1] != '\n' {
+			return n, false, true
 		}
 		n += size
 		b = b[size+2:]
@@ -1297,17 +1335,20 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 	d := c.del
 	c.del, c.app, a.sender = nil, nil, nil
 	l.Handler.metrics.handoffAnswer.Inc()
-	conns := [2]net.Conn{}
+	var conns [2]net.Conn
+	var errs [2]error
 	for i, x := range [2]*lconn{a, c} {
 		syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, x.fd, nil)
 		l.forget(x)
 		x.closed = true
 		f := os.NewFile(uintptr(x.fd), "")
-		conns[i], _ = net.FileConn(f)
+		conns[i], errs[i] = net.FileConn(f)
 		f.Close()
 	}
+	l.trackStream(conns, 1)
 	client := l.Handler.fwd.client
 	go func() {
+		defer l.trackStream(conns, -1)
 		app, sender := conns[0], conns[1]
 		defer func() {
 			if sender != nil {
@@ -1320,7 +1361,8 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 			if app != nil {
 				app.Close()
 			}
-			perr = upstreamError(a.deadline, errors.New("the connection could not be handed over"))
+			// (Out of descriptors: 503 overloaded, as when dialing.)
+			perr = upstreamError(a.deadline, fmt.Errorf("the connection could not be handed over: %w", errors.Join(errs[:]...)))
 		} else {
 			app.SetReadDeadline(a.deadline)
 			cc := &clientConn{conn: app}
@@ -1336,8 +1378,6 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 				perr = upstreamError(a.deadline, err)
 			}
 		}
-		c.w.Header().Set("Connection", "close")
-		defer l.Handler.end(d)
 		if sender != nil {
 			sender.SetWriteDeadline(d.rec.start.Add(l.Fallback.WriteTimeout))
 			c.det.Stream(sender)
@@ -1345,16 +1385,53 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 			c.det.Stream(io.Discard)
 		}
 		l.Handler.respond(c.w, d, ur, perr)
+		linger := false
 		if !d.rec.aborted {
 			// (Aborted: the app's answer broke after its status was
 			// sent, and the sender must not read it as complete.)
 			c.det.Finish()
-			if sender != nil {
-				lingerClose(sender)
-			}
+			linger = sender != nil
+		}
+		// The request ends when its answer is sent; the linger is the
+		// connection's, not the request's.
+		l.Handler.end(d)
+		if linger {
+			lingerClose(sender)
 		}
 	}()
 }
+
+// trackStream adds (n 1) or removes (n -1) a streamed answer's
+// connections, for Shutdown and Close.
+func (l *Loop) trackStream(conns [2]net.Conn, n int) {
+	l.streamMu.Lock()
+	defer l.streamMu.Unlock()
+	if n > 0 {
+		l.streams.Add(1)
+		if l.streamConns == nil {
+			l.streamConns = make(map[net.Conn]struct{})
+		}
+	}
+	for _, nc := range conns {
+		if nc == nil {
+			continue
+		}
+		if n > 0 {
+			l.streamConns[nc] = struct{}{}
+		} else {
+			delete(l.streamConns, nc)
+		}
+	}
+	if n < 0 {
+		l.streams.Done()
+	}
+}
+
+// lingerTimeout bounds lingerClose's read; tests set lingerFor
+// (nanoseconds) to make it longer.
+const lingerTimeout = 500 * time.Millisecond
+
+var lingerFor atomic.Int64
 
 // lingerClose ends the sending side of nc and reads what the sender still
 // sends (a pipelined request the loop had not read), for up to 500 ms, so
@@ -1366,7 +1443,11 @@ func lingerClose(nc net.Conn) {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	wait := lingerTimeout
+	if n := lingerFor.Load(); n > 0 {
+		wait = time.Duration(n)
+	}
+	nc.SetReadDeadline(time.Now().Add(wait))
 	io.CopyN(io.Discard, nc, 256<<10)
 }
 

@@ -98,10 +98,13 @@ func (d *Detached) Finish() (out []byte, keep bool) {
 }
 
 // Stream makes the response being written go to w as it is written,
-// rather than into memory: for an answer too large to hold.
+// rather than into memory: for an answer too large to hold. The caller
+// then closes the connection after it, and the response says so
+// (Connection: close), so that the sender sends nothing more on it.
 func (d *Detached) Stream(w io.Writer) {
 	d.c.bw.Flush()
 	d.c.bw.Reset(w)
+	d.c.resp.closeAfter = true
 }
 
 // Adopt serves nc, a connection from remote, from now on as if Serve had
