@@ -1385,18 +1385,21 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 			c.det.Stream(io.Discard)
 		}
 		l.Handler.respond(c.w, d, ur, perr)
-		linger := false
+		// Ended, its dedupe claim settled, before the answer's last bytes
+		// (all of a 502's) leave, as answer does and as the goroutine
+		// engine does (its answer is flushed once ServeHTTP has ended it):
+		// a sender that reads a 502 and retries at once is forwarded
+		// again, not told that its delivery is still in flight (409). And
+		// not after the linger, which is the connection's, not the
+		// request's.
+		l.Handler.end(d)
 		if !d.rec.aborted {
 			// (Aborted: the app's answer broke after its status was
 			// sent, and the sender must not read it as complete.)
 			c.det.Finish()
-			linger = sender != nil
-		}
-		// The request ends when its answer is sent; the linger is the
-		// connection's, not the request's.
-		l.Handler.end(d)
-		if linger {
-			lingerClose(sender)
+			if sender != nil {
+				lingerClose(sender)
+			}
 		}
 	}()
 }
