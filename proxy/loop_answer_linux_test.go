@@ -267,17 +267,7 @@ func TestLoopShutdownWaitsForStreamedAnswer(t *testing.T) {
 		rg.proxy = newLoopFrontend(t, rg.handler)
 	}
 	l := rg.proxy.srv.(*Loop)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_drain_big", time.Now(), validBody), "msg_drain_big", validBody))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendForAnswer(t, rg.proxy.URL, "msg_drain_big")
 	// The answer's head has arrived, so it is streaming: drain now.
 	type result struct {
 		err      error
@@ -315,17 +305,7 @@ func TestLoopStreamedAnswerEndsWhenSent(t *testing.T) {
 	if _, ok := rg.proxy.srv.(*Loop); !ok {
 		rg.proxy = newLoopFrontend(t, rg.handler)
 	}
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_linger", time.Now(), validBody), "msg_linger", validBody))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendForAnswer(t, rg.proxy.URL, "msg_linger")
 	if n, err := io.Copy(io.Discard, resp.Body); resp.StatusCode != 200 || n != size || err != nil {
 		t.Fatalf("got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, n, size, err)
 	}
@@ -360,17 +340,7 @@ func TestLoopCloseCutsStreamedAnswer(t *testing.T) {
 		rg.proxy = newLoopFrontend(t, rg.handler)
 	}
 	l := rg.proxy.srv.(*Loop)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_close_big", time.Now(), validBody), "msg_close_big", validBody))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendForAnswer(t, rg.proxy.URL, "msg_close_big")
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -421,17 +391,7 @@ func TestChunkedAnswerJustOverLimit(t *testing.T) {
 		buf.Flush()
 		time.Sleep(200 * time.Millisecond) // kept alive
 	}, func(o *Options) { o.Now = nil })
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_just_over", time.Now(), validBody), "msg_just_over", validBody))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendForAnswer(t, rg.proxy.URL, "msg_just_over")
 	got, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(got) != body || err != nil {
 		t.Fatalf("got %d with %d of %d bytes (%v), want the whole 200", resp.StatusCode, len(got), len(body), err)
@@ -439,4 +399,23 @@ func TestChunkedAnswerJustOverLimit(t *testing.T) {
 	if resp.ContentLength != -1 || len(resp.TransferEncoding) != 1 {
 		t.Errorf("framed with Content-Length %d, Transfer-Encoding %q; want chunked, as streamed", resp.ContentLength, resp.TransferEncoding)
 	}
+}
+
+// sendForAnswer sends a webhook signed now, with id, to the frontend at
+// url on a connection of its own, and returns the answer as soon as its
+// head has arrived (the connection closes with the test).
+func sendForAnswer(t *testing.T, url, id string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(conn, rawWebhookSigned(signed(testKey, id, time.Now(), validBody), id, validBody))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
