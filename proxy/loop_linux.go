@@ -67,15 +67,16 @@ type Loop struct {
 	// over is counted by postern_loop_handoffs_total).
 	served atomic.Int64
 
-	lfd int // the listening socket, shared by the workers
+	lfd       int          // the listening socket, shared by the workers
+	listening atomic.Int32 // workers still waiting on lfd: the last one closes it
+	up        *net.TCPAddr // the app's address
+
 	// Answers over maxResponseBytes being streamed from goroutines
 	// (streamAnswer): Shutdown waits for them, Close cuts their
 	// connections.
 	streams     sync.WaitGroup
 	streamMu    sync.Mutex
 	streamConns map[net.Conn]struct{}
-	listening   atomic.Int32 // workers still waiting on lfd: the last one closes it
-	up          *net.TCPAddr // the app's address
 }
 
 // loopWorker is one loop; its fields are touched only by its thread, but
@@ -1174,10 +1175,11 @@ func bodyArrived(hd *respHead, rest []byte, settled bool) error {
 // the data bytes seen, whether the last chunk and the trailer's end are
 // in b, and bad for what it does not read (the chunked reader then says
 // what is wrong). It waits for more only where the goroutine engine's
-// reader would: a line that ends in a bare LF or holds a CR, or chunk data not followed
-// by CRLF, is bad at once (it waited, and the answer was a 504 at the
-// timeout where the goroutine engine's is a 502 at once), and the trailer
-// ends as readTrailer reads it, at a first CRLF or at "\r\n\r\n".
+// reader would: a line that ends in a bare LF or holds a CR, or chunk
+// data not followed by CRLF, is bad at once (it waited, and the answer
+// was a 504 at the timeout where the goroutine engine's is a 502 at
+// once), and the trailer ends as readTrailer reads it, at a first CRLF or
+// at "\r\n\r\n".
 func chunkedArrived(b []byte) (n int64, complete, bad bool) {
 	var excess int64
 	for {
