@@ -1101,16 +1101,17 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 		}
 		return nil, 0, err
 	}
-	if len(a.buf)-len(l.src.b)-br.Buffered() > maxResponseHeaderBytes {
+	headLen := len(a.buf) - len(l.src.b) - br.Buffered()
+	if headLen > maxResponseHeaderBytes {
 		return nil, 0, errResponseHeadersTooLarge
 	}
 	// Before holding the body (a copy of it), see whether it is all here,
 	// without copying: the answer is parsed again on each read until it
 	// is, and holding it each time made a 1 MB answer cost the loop about
 	// ten times that in allocations, and quadratic time.
-	rest := a.buf[len(a.buf)-len(l.src.b)-br.Buffered():]
+	rest := a.buf[headLen:]
 	if err := bodyArrived(hd, rest, a.eof || a.rerr != nil); err != nil {
-		if need := len(a.buf) - len(rest) + int(hd.length); errors.Is(err, errNeedMore) && hd.length > 0 && cap(a.buf) < need {
+		if need := headLen + int(hd.length); errors.Is(err, errNeedMore) && hd.length > 0 && cap(a.buf) < need {
 			// Room for the rest of a body whose length is known, in
 			// one allocation rather than by doubling as it arrives.
 			a.buf = append(make([]byte, 0, need), a.buf...)
@@ -1138,8 +1139,8 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 // answer's body that has not all arrived: errNeedMore, or errLargeAnswer
 // once it is known to be over maxResponseBytes. It returns nil when the
 // body may be complete, or the connection has ended (settled), for
-// holdBody to read and judge; for a chunked body it errs only towards nil
-// (a body the chunked reader would take whole is never errNeedMore here).
+// holdBody to read and judge; for a chunked body it is errNeedMore exactly
+// when the chunked reader would wait for more (see chunkedArrived).
 func bodyArrived(hd *respHead, rest []byte, settled bool) error {
 	var have int64
 	switch {
@@ -1347,10 +1348,10 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 		conns[i], errs[i] = net.FileConn(f)
 		f.Close()
 	}
-	l.trackStream(conns, 1)
+	untrack := l.trackStream(conns)
 	client := l.Handler.fwd.client
 	go func() {
-		defer l.trackStream(conns, -1)
+		defer untrack()
 		app, sender := conns[0], conns[1]
 		defer func() {
 			if sender != nil {
@@ -1406,28 +1407,26 @@ func (l *loopWorker) streamAnswer(a *lconn) {
 	}()
 }
 
-// trackStream adds (n 1) or removes (n -1) a streamed answer's
-// connections, for Shutdown and Close.
-func (l *Loop) trackStream(conns [2]net.Conn, n int) {
+// trackStream records a streamed answer's connections, for Shutdown and
+// Close, until the function it returns is called.
+func (l *Loop) trackStream(conns [2]net.Conn) (untrack func()) {
 	l.streamMu.Lock()
 	defer l.streamMu.Unlock()
-	if n > 0 {
-		l.streams.Add(1)
-		if l.streamConns == nil {
-			l.streamConns = make(map[net.Conn]struct{})
-		}
+	l.streams.Add(1)
+	if l.streamConns == nil {
+		l.streamConns = make(map[net.Conn]struct{})
 	}
 	for _, nc := range conns {
-		if nc == nil {
-			continue
-		}
-		if n > 0 {
+		if nc != nil {
 			l.streamConns[nc] = struct{}{}
-		} else {
-			delete(l.streamConns, nc)
 		}
 	}
-	if n < 0 {
+	return func() {
+		l.streamMu.Lock()
+		for _, nc := range conns {
+			delete(l.streamConns, nc)
+		}
+		l.streamMu.Unlock()
 		l.streams.Done()
 	}
 }
