@@ -354,11 +354,12 @@ func TestLoopCloseCutsStreamedAnswer(t *testing.T) {
 
 // TestBrokenChunkedAnswerAtOnce: a chunked answer whose framing is already
 // broken (a bare LF, chunk data not followed by CRLF, a space before an
-// extension) is a 502 at once, from either engine, while the app holds its
-// connection open: the loop waited for more, and answered 504 at the
-// timeout.
+// extension, too much that is not data) is a 502 at once, from either
+// engine, while the app holds its connection open: the loop waited for
+// more, and answered 504 at the timeout.
 func TestBrokenChunkedAnswerAtOnce(t *testing.T) {
-	for _, framing := range []string{"5\nhel", "5\r\nhelloXY", "5 ;x\r\nhello\r\n"} {
+	noisy := strings.Repeat("1;"+strings.Repeat("e", 100)+"\r\nx\r\n", 200) // over 16 KiB that is not data
+	for _, framing := range []string{"5\nhel", "5\r\nhelloXY", "5 ;x\r\nhello\r\n", noisy} {
 		rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
 			conn, buf, err := http.NewResponseController(w).Hijack()
 			if err != nil {
