@@ -129,6 +129,33 @@ func TestLoopLargeAnswerCost(t *testing.T) {
 	}
 }
 
+// TestLoopAnswerBodyInPlace: an answer framed by its Content-Length is
+// passed back from the buffer it was read into, not from a copy (a 1 MiB
+// answer cost the loop 1 MiB more for it); one whose connection ended
+// short of its length is still refused, not padded with what the buffer
+// held past it.
+func TestLoopAnswerBodyInPlace(t *testing.T) {
+	l := &loopWorker{}
+	l.abr = bufio.NewReaderSize(&l.src, 8<<10)
+	body := strings.Repeat("b", maxResponseBytes)
+	answer := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	a := &lconn{toApp: true, buf: []byte(answer)}
+	ur, used, err := l.parseAnswer(a)
+	if err != nil || ur.status != 200 || used != len(answer) || string(ur.body) != body {
+		t.Fatalf("got %v, status %d, used %d of %d, body of %d bytes; want the whole answer", err, ur.status, used, len(answer), len(ur.body))
+	}
+	if &ur.body[0] != &a.buf[len(answer)-len(body)] {
+		t.Error("the body was copied out of the buffer it was read into")
+	}
+
+	short := &lconn{toApp: true, eof: true, buf: make([]byte, 0, len(answer))}
+	short.buf = append(short.buf, answer[:len(answer)-10]...)
+	copy(short.buf[len(short.buf):cap(short.buf)], "0123456789") // past the end of what was read
+	if _, _, err := l.parseAnswer(short); err == nil {
+		t.Error("an answer 10 bytes short of its Content-Length, its connection ended, was taken")
+	}
+}
+
 // FuzzChunkedArrived: whatever the bytes, the loop waits for more of a
 // chunked body exactly when the chunked reader would: never for one the
 // reader already takes whole, and never for one it already refuses (the

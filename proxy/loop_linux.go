@@ -751,12 +751,21 @@ func (l *loopWorker) drop(c *lconn) {
 func (l *loopWorker) readable(c *lconn, hup bool, now time.Time) {
 	c.hup = c.hup || hup
 	c.full = false
+	sized := false
 	for {
 		// A sender's buffer holds at most loopMaxRequest bytes: a
 		// request that does not fit is handed over (and the rest left
 		// in the socket), so that a connection costs the loop little
 		// memory however much its sender sends.
 		rb := l.rbuf
+		// A buffer with room for a large answer (parseAnswer sizes one
+		// for a body whose length is known) is read into directly, not
+		// through rbuf: a 1 MiB answer is not copied once more.
+		direct := c.toApp && cap(c.buf)-len(c.buf) >= 16<<10
+		if direct {
+			rb = c.buf[len(c.buf):cap(c.buf)]
+			rb = rb[:min(len(rb), len(l.rbuf))]
+		}
 		if !c.toApp {
 			room := loopMaxRequest - len(c.buf)
 			if room <= 0 {
@@ -767,10 +776,15 @@ func (l *loopWorker) readable(c *lconn, hup bool, now time.Time) {
 		}
 		n, err := rawRead(c.fd, rb)
 		if n > 0 {
-			if c.buf == nil {
+			switch {
+			case direct:
+				c.buf = c.buf[:len(c.buf)+n]
+			case c.buf == nil:
 				c.buf = l.buffer()
+				fallthrough
+			default:
+				c.buf = append(c.buf, rb[:n]...)
 			}
-			c.buf = append(c.buf, rb[:n]...)
 		}
 		if err == syscall.EAGAIN {
 			break
@@ -787,6 +801,14 @@ func (l *loopWorker) readable(c *lconn, hup bool, now time.Time) {
 		}
 		if n < len(rb) && !c.hup || len(c.buf) > maxResponseHeaderBytes+maxResponseBytes {
 			break
+		}
+		if c.toApp && !direct && !sized && c.sender != nil {
+			// A large answer arriving: parseAnswer sizes the buffer
+			// for a body whose length its head gives, so that the
+			// rest is read into it directly. (Once: a chunked body's
+			// framing is walked on each parse.)
+			sized = true
+			l.parseAnswer(c)
 		}
 	}
 	if c.toApp {
@@ -1051,7 +1073,8 @@ func (l *loopWorker) appData(a *lconn, now time.Time) {
 	if cap(a.request) > 64<<10 {
 		a.request = nil
 	}
-	l.release(&a.buf)
+	buf := a.buf // ur.body may be part of it
+	a.buf = nil
 	if keep && len(l.idle) < l.maxIdle && !l.closing.Load() {
 		a.lastUsed = now
 		a.reused = false
@@ -1061,6 +1084,7 @@ func (l *loopWorker) appData(a *lconn, now time.Time) {
 	}
 	l.replyApp(c, ur, nil, now)
 	a.ur.body = nil // sent: not kept, up to 1 MiB, with an idle connection
+	l.release(&buf)
 }
 
 // appFailed ends an exchange that broke: it is sent again once on a new
@@ -1118,21 +1142,33 @@ func (l *loopWorker) parseAnswer(a *lconn) (ur *upstreamResponse, used int, err 
 		}
 		return nil, 0, err
 	}
-	_, body, complete, err := holdBody(br, hd)
-	if err != nil {
-		return nil, 0, err
-	}
-	if !complete || len(body) > maxResponseBytes {
-		// (Complete at maxResponseBytes+1: streamed all the same, as the
-		// goroutine engine streams it.)
-		return nil, 0, errLargeAnswer
+	var body []byte
+	if hd.length > 0 && int64(len(rest)) >= hd.length {
+		// All here, and framed by its length: the body is the buffer's
+		// own bytes, not a copy; the caller keeps a.buf until the
+		// answer is rendered. (bodyArrived lets a shorter body through
+		// once the connection has ended, for holdBody to refuse.)
+		body = rest[:hd.length:hd.length]
+		used = headLen + int(hd.length)
+	} else {
+		var complete bool
+		_, body, complete, err = holdBody(br, hd)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !complete || len(body) > maxResponseBytes {
+			// (Complete at maxResponseBytes+1: streamed all the same, as
+			// the goroutine engine streams it.)
+			return nil, 0, errLargeAnswer
+		}
+		used = len(a.buf) - len(l.src.b) - br.Buffered()
 	}
 	// The answer is the connection's, as a Request is its sender's: it
 	// is used up when replyApp has rendered the sender's answer.
 	ur = &a.ur
 	*ur = upstreamResponse{status: hd.status, body: body}
 	hd.header(&ur.header, len(ur.body))
-	return ur, len(a.buf) - len(l.src.b) - br.Buffered(), nil
+	return ur, used, nil
 }
 
 // bodyArrived reports, from rest (the bytes after the head) alone, an
@@ -1257,8 +1293,8 @@ func (l *loopWorker) answer(c *lconn, d *delivery, now time.Time) {
 	if !l.flush(c, now) {
 		return
 	}
-	if len(c.out) > 0 {
-		c.out = append([]byte(nil), c.out...) // out was the Detached's
+	if len(c.out) > 0 && cap(out) <= h1.RetainedOut {
+		c.out = append([]byte(nil), c.out...) // out is the Detached's
 	}
 	l.dets = append(l.dets, c.det)
 	c.det, c.w = nil, nil

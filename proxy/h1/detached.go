@@ -80,9 +80,14 @@ func (d *Detached) Writer(req *http.Request, start time.Time) http.ResponseWrite
 	return w
 }
 
-// Finish completes the response and returns its bytes, which stay valid
-// until the next Writer, and whether the connection can carry another
-// request.
+// RetainedOut is the capacity of the largest output buffer a Detached
+// keeps for its next response.
+const RetainedOut = 64 << 10
+
+// Finish completes the response and returns its bytes, and whether the
+// connection can carry another request. The bytes stay valid until the
+// next Writer; when cap(out) > RetainedOut, d lets go of them and they are
+// the caller's to keep.
 func (d *Detached) Finish() (out []byte, keep bool) {
 	c := &d.c
 	ok := c.resp.finish()
@@ -91,8 +96,8 @@ func (d *Detached) Finish() (out []byte, keep bool) {
 	// being read.
 	keep = ok && !c.broken && !c.resp.closeAfter
 	out = d.out.Bytes()
-	if d.out.Cap() > 64<<10 {
-		d.out = bytes.Buffer{} // the caller keeps the large one
+	if cap(out) > RetainedOut {
+		d.out = bytes.Buffer{}
 	}
 	return out, keep
 }
