@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -153,6 +154,55 @@ func TestLoopAnswerBodyInPlace(t *testing.T) {
 	copy(short.buf[len(short.buf):cap(short.buf)], "0123456789") // past the end of what was read
 	if _, _, err := l.parseAnswer(short); err == nil {
 		t.Error("an answer 10 bytes short of its Content-Length, its connection ended, was taken")
+	}
+}
+
+// TestLoopStreamedAnswerOutOfDescriptors: an answer over 1 MiB, which the
+// loop hands to a goroutine to stream, when no descriptor is free for the
+// hand-over: the sender is answered 503 overloaded with a Retry-After, as
+// when dialing the app fails for want of one (the app's connection, given
+// up, frees the descriptor the sender's then takes). It runs alone in a
+// process of its own, as TestLoopAcceptOutOfDescriptors does.
+func TestLoopStreamedAnswerOutOfDescriptors(t *testing.T) {
+	if os.Getenv("POSTERN_TEST_ALONE") == "" {
+		runAlone(t)
+		return
+	}
+	arrived, answer := make(chan struct{}), make(chan struct{})
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-answer
+		w.Header().Set("Content-Length", fmt.Sprint(2<<20))
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select { // until the loop gives up the connection
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}, func(o *Options) { o.Now = nil }) // the real clock: a streamed answer has real deadlines
+	f := newLoopFrontend(t, rg.handler)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, rawWebhookSigned(signed(testKey, "msg_stream_fd", time.Now(), validBody), "msg_stream_fd", validBody)); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	restore := fillDescriptors(t, 0)
+	defer restore()
+	close(answer)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"`+ReasonOverloaded+`"`) || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("got %d Retry-After %q %s, want 503 %s with a Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body, ReasonOverloaded)
 	}
 }
 

@@ -625,43 +625,10 @@ func TestLoopAcceptOutOfDescriptors(t *testing.T) {
 	f := newLoopFrontend(t, rg.handler)
 	l := f.srv.(*Loop)
 
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	restore := sync.OnceFunc(func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-			t.Error(err)
-		}
-	})
-	defer restore()
 	// Room for exactly one more descriptor: the test's own end of the
-	// connection, so that the loop's accept fails. A new descriptor takes
-	// the lowest free number, so the gaps below the highest are filled
-	// first.
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	top := 0
-	for _, e := range ents {
-		n, _ := strconv.Atoi(e.Name())
-		top = max(top, n)
-	}
-	var last int
-	for last < top {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		last = int(f.Fd())
-	}
-	low := old
-	low.Cur = uint64(last) + 2
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
+	// connection, so that the loop's accept fails.
+	restore := fillDescriptors(t, 1)
+	defer restore()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
 	if err != nil {
 		restore()
@@ -917,6 +884,53 @@ func TestLoopStrayBytesOnPickedConnection(t *testing.T) {
 	if diff := cmp.Diff([]string{"msg_a on 1", "msg_b on 2"}, app.ids); diff != "" {
 		t.Errorf("what the app received (-want +got):\n%s", diff)
 	}
+}
+
+// fillDescriptors takes every free descriptor but spare, with files held
+// open and a lower limit, until the function it returns (which may be
+// called more than once) gives them back. A new descriptor takes the
+// lowest free number, so the gaps below the highest are filled first.
+func fillDescriptors(t *testing.T, spare int) (restore func()) {
+	t.Helper()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := 0
+	for _, e := range ents {
+		n, _ := strconv.Atoi(e.Name())
+		top = max(top, n)
+	}
+	var held []*os.File
+	restore = sync.OnceFunc(func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+			t.Error(err)
+		}
+		for _, f := range held {
+			f.Close()
+		}
+	})
+	var last int
+	for last < top {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			restore()
+			t.Fatal(err)
+		}
+		held = append(held, f)
+		last = int(f.Fd())
+	}
+	low := old
+	low.Cur = uint64(last + 1 + spare)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		restore()
+		t.Fatal(err)
+	}
+	return restore
 }
 
 // runAlone runs test t again in a child process, alone, through the same
