@@ -4,7 +4,7 @@
 //
 //	gen batch -secret whsec_... -n 600000 -id-prefix msg_r1_ -out DIR
 //	gen forge -secret whsec_... -url http://127.0.0.1:P/webhook -stats http://127.0.0.1:U/stats
-//	gen fill -secret whsec_... -url http://127.0.0.1:P/webhook -n 100000 -id-prefix msg_r0_
+//	gen fill -secret whsec_... -url http://127.0.0.1:P/webhook -n 100000 -id-prefix msg_r0_ [-c 64] [-want 204 -want-bytes 0 -tolerate]
 //
 // batch writes DIR/sigs, n fixed-width (44 byte) base64 HMAC-SHA256 values,
 // the i-th signing message id id-prefix+%09d(i), and DIR/meta.lua, the id
@@ -20,6 +20,9 @@
 // length as a batch), c at a time, and fails unless every one is answered
 // 204: bench/run uses it to fill postern's dedupe store before the rounds,
 // so that every round measures the state a busy sidecar lives in.
+// bench/answers uses it with -want 200 -want-bytes N, against an app that
+// answers N bytes, and -tolerate, which counts the other answers by status
+// instead of failing.
 package main
 
 import (
@@ -32,10 +35,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,6 +347,9 @@ func fill(args []string) error {
 	n := fs.Int("n", 100000, "number of deliveries")
 	conc := fs.Int("c", 64, "deliveries in flight")
 	prefix := fs.String("id-prefix", "msg_fill_", "message id prefix; ids are prefix + 9 digits")
+	want := fs.Int("want", http.StatusNoContent, "the status every delivery must be answered with")
+	wantBytes := fs.Int64("want-bytes", 0, "the length of the body every such answer must have")
+	tolerate := fs.Bool("tolerate", false, "count the other answers by status, and fail only for a wrong body or a failed request")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -360,6 +368,7 @@ func fill(args []string) error {
 	var next, bad atomic.Int64
 	var mu sync.Mutex
 	var first error
+	others := map[int]int{} // tolerated answers, by status
 	var wg sync.WaitGroup
 	for range *conc {
 		wg.Go(func() {
@@ -387,9 +396,18 @@ func fill(args []string) error {
 					if err != nil {
 						return err
 					}
-					got, _ := io.ReadAll(resp.Body)
+					got, err := io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if resp.StatusCode != http.StatusNoContent {
+					switch {
+					case err != nil:
+						return fmt.Errorf("%s: %d, reading the body: %w", id, resp.StatusCode, err)
+					case resp.StatusCode == *want && int64(len(got)) != *wantBytes:
+						return fmt.Errorf("%s: %d with %d bytes, want %d", id, resp.StatusCode, len(got), *wantBytes)
+					case resp.StatusCode != *want && *tolerate:
+						mu.Lock()
+						others[resp.StatusCode]++
+						mu.Unlock()
+					case resp.StatusCode != *want:
 						return fmt.Errorf("%s: %d %s", id, resp.StatusCode, bytes.TrimSpace(got))
 					}
 					return nil
@@ -407,10 +425,20 @@ func fill(args []string) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	fmt.Fprintf(os.Stderr, "gen fill: %d deliveries in %.1fs (%.0f/s), %d not answered 204\n",
-		*n, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), bad.Load())
+	var tolerated int
+	var counts []string
+	for _, status := range slices.Sorted(maps.Keys(others)) {
+		tolerated += others[status]
+		counts = append(counts, fmt.Sprintf("%d x%d", status, others[status]))
+	}
+	fmt.Fprintf(os.Stderr, "gen fill: %d deliveries in %.2fs (%.0f/s), %d not answered %d",
+		*n, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), bad.Load()+int64(tolerated), *want)
+	if len(counts) > 0 {
+		fmt.Fprintf(os.Stderr, " (%s)", strings.Join(counts, ", "))
+	}
+	fmt.Fprintln(os.Stderr)
 	if bad.Load() > 0 {
-		return fmt.Errorf("fill: %d of %d deliveries were not answered 204, the first: %v", bad.Load(), *n, first)
+		return fmt.Errorf("fill: %d of %d deliveries were not answered %d, the first: %v", bad.Load(), *n, *want, first)
 	}
 	return nil
 }

@@ -1,8 +1,9 @@
 // Command upstream is the benchmark's stand-in for the application behind
 // postern: it answers every POST with 204 No Content on kept-alive
-// connections, and GET /stats with counters the benchmark checks.
+// connections (or, with -answer-bytes, 200 with a body that long, for
+// bench/answers), and GET /stats with counters the benchmark checks.
 //
-//	upstream -addr 127.0.0.1:18080 [-track-ids]
+//	upstream -addr 127.0.0.1:18080 [-track-ids] [-answer-bytes N]
 //
 // Counters: posts (all POSTs), verified (POSTs carrying Postern-Verified:
 // true), forged (POSTs whose svix-id or webhook-id starts with "forged_":
@@ -14,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +34,7 @@ type stats struct {
 	posts, verified, forged, dupIDs atomic.Int64
 
 	trackIDs bool
+	answer   []byte // the body of every answer to a POST; none: 204
 	mu       sync.Mutex
 	seen     map[string]struct{}
 }
@@ -58,7 +62,13 @@ func (s *stats) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.seen[id] = struct{}{}
 			s.mu.Unlock()
 		}
-		w.WriteHeader(http.StatusNoContent)
+		if len(s.answer) == 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(s.answer)))
+		w.Write(s.answer)
 		return
 	}
 	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
@@ -78,13 +88,18 @@ func (s *stats) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
 	trackIDs := flag.Bool("track-ids", false, "remember message ids and count ids delivered twice (costs CPU and memory; for the load check)")
+	answerBytes := flag.Int("answer-bytes", 0, "answer each POST with 200 and a body of this many bytes (0: 204 with none)")
 	flag.Parse()
+	if *answerBytes < 0 {
+		fmt.Fprintln(os.Stderr, "upstream: -answer-bytes must not be negative")
+		os.Exit(2)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "upstream:", err)
 		os.Exit(1)
 	}
-	s := &stats{trackIDs: *trackIDs, seen: make(map[string]struct{})}
+	s := &stats{trackIDs: *trackIDs, seen: make(map[string]struct{}), answer: bytes.Repeat([]byte("a"), *answerBytes)}
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
