@@ -218,6 +218,12 @@ func startFrontend(t testing.TB, srv listener) *frontend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFrontend(t, srv, ln)
+}
+
+// serveFrontend is startFrontend on a listener of the caller's.
+func serveFrontend(t testing.TB, srv listener, ln net.Listener) *frontend {
+	t.Helper()
 	f := &frontend{
 		URL:    "http://" + ln.Addr().String(),
 		srv:    srv,

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -204,6 +207,88 @@ func TestLoopStreamedAnswerOutOfDescriptors(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"`+ReasonOverloaded+`"`) || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("got %d Retry-After %q %s, want 503 %s with a Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body, ReasonOverloaded)
 	}
+}
+
+// TestLoopLargeAnswerSlowReader: answers of several hundred KiB, whose
+// bodies go to the sender from the buffer they were read into (after a
+// head that is the Detached's, 40 KiB in every other one), reach a sender
+// that reads slowly, through a small send buffer, so that each goes out
+// over many rounds, byte for byte; and the connection carries the next
+// request and its own answer, not bytes of the last.
+func TestLoopLargeAnswerSlowReader(t *testing.T) {
+	const size = 700 << 10
+	var n atomic.Int32
+	pad := string(patterned(0, 40<<10)) // a head larger than the send buffer
+	rg := newRig(t, func(w http.ResponseWriter, r *http.Request) {
+		i := int(n.Add(1))
+		if i%2 == 0 {
+			w.Header().Set("X-Pad", pad)
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.Write(patterned(i, size))
+	}, func(o *Options) { o.Now = nil }) // the real clock: the sender's write timeout is real
+	// A small send buffer for the connections the loop accepts (they
+	// take the listener's), so that an answer goes out over many writes.
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 16<<10) })
+		return err
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serveFrontend(t, &Loop{Handler: rg.handler, Fallback: NewListener(rg.handler, rg.handler.opts.UpstreamTimeout, nil)}, ln)
+	t.Cleanup(f.Close)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(32 << 10)
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReaderSize(slowReader{conn}, 4<<10)
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprint("msg_slow_reader", i)
+		if _, err := io.WriteString(conn, rawWebhookSigned(signed(testKey, id, time.Now(), validBody), id, validBody)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("answer %d: %d, close %v, %v", i, resp.StatusCode, resp.Close, err)
+		}
+		if got := resp.Header.Get("X-Pad"); (i%2 == 0) != (got == pad) {
+			t.Errorf("answer %d: X-Pad of %d bytes", i, len(got))
+		}
+		if want := patterned(i, size); !bytes.Equal(got, want) {
+			at := 0
+			for at < min(len(got), len(want)) && got[at] == want[at] {
+				at++
+			}
+			t.Fatalf("answer %d: %d bytes, differing from the app's %d from byte %d", i, len(got), len(want), at)
+		}
+	}
+}
+
+// patterned returns n bytes that tell answer i's every 16-byte block apart.
+func patterned(i, n int) []byte {
+	b := make([]byte, 0, n+16)
+	for block := 0; len(b) < n; block++ {
+		b = fmt.Appendf(b, "a%02d b%010d|", i, block)
+	}
+	return b[:n]
+}
+
+// slowReader reads at most 16 KiB at a time, a millisecond apart.
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return s.r.Read(p[:min(len(p), 16<<10)])
 }
 
 // FuzzChunkedArrived: whatever the bytes, the loop waits for more of a
@@ -489,7 +574,7 @@ func sendForAnswer(t *testing.T, url, id string) *http.Response {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(conn, rawWebhookSigned(signed(testKey, id, time.Now(), validBody), id, validBody))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

@@ -152,6 +152,7 @@ type lconn struct {
 	toApp  bool
 	buf    []byte // read and not yet used
 	out    []byte // to write
+	tail   []byte // to write after out: an answer's body, not copied (h1.Detached.Refer)
 	eof    bool   // the peer closed its side
 	rerr   error  // why reading ended, when it failed (a reset) rather than at the end of file
 	closed bool
@@ -838,6 +839,9 @@ func (l *loopWorker) writable(c *lconn, now time.Time) {
 
 // flush writes c.out; it reports false when c was dropped.
 func (l *loopWorker) flush(c *lconn, now time.Time) bool {
+	if len(c.out) == 0 {
+		c.out, c.tail = c.tail, nil
+	}
 	for len(c.out) > 0 {
 		n, err := rawWrite(c.fd, c.out)
 		if err == syscall.EAGAIN {
@@ -855,6 +859,9 @@ func (l *loopWorker) flush(c *lconn, now time.Time) bool {
 			return false
 		}
 		c.out = c.out[n:]
+		if len(c.out) == 0 {
+			c.out, c.tail = c.tail, nil
+		}
 	}
 	c.out = nil
 	if !c.toApp && c.closeAfter {
@@ -1271,16 +1278,25 @@ func chunkedArrived(b []byte) (n int64, complete, bad bool) {
 func (l *loopWorker) replyApp(c *lconn, ur *upstreamResponse, perr *Error, now time.Time) {
 	d := c.del
 	c.del = nil
+	// A large body goes out from the buffer it was read into (the
+	// caller's until answer has written it), not through a copy.
+	c.det.Refer(referBody)
 	l.Handler.respond(c.w, d, ur, perr)
 	l.answer(c, d, now)
 }
+
+// referBody is the size from which the body of an app's answer is written
+// to the sender from where it was read rather than copied: larger than
+// what release keeps for reuse, so that the buffer it is in stays as it
+// is until it has been written.
+const referBody = 64 << 10
 
 // answer ends d and writes c's answer, then serves the next request
 // already read, if any.
 func (l *loopWorker) answer(c *lconn, d *delivery, now time.Time) {
 	l.served.Add(1)
 	l.Handler.end(d)
-	out, keep := c.det.Finish()
+	out, tail, keep := c.det.Finish()
 	c.buf = c.buf[:copy(c.buf, c.buf[c.headLen:])]
 	c.headLen = 0
 	if len(c.buf) == 0 {
@@ -1288,13 +1304,13 @@ func (l *loopWorker) answer(c *lconn, d *delivery, now time.Time) {
 	}
 	c.first, c.since = false, now
 	c.closeAfter = !keep
-	c.out = out
+	c.out, c.tail = out, tail
 	c.writeBy = d.rec.start.Add(l.Fallback.WriteTimeout)
 	if !l.flush(c, now) {
 		return
 	}
-	if len(c.out) > 0 && cap(out) <= h1.RetainedOut {
-		c.out = append([]byte(nil), c.out...) // out is the Detached's
+	if len(c.out) > 0 && (len(c.tail) > 0 || tail == nil) && cap(out) <= h1.RetainedOut {
+		c.out = append([]byte(nil), c.out...) // what is left of out, which is the Detached's
 	}
 	l.dets = append(l.dets, c.det)
 	c.det, c.w = nil, nil

@@ -77,20 +77,28 @@ func (d *Detached) Writer(req *http.Request, start time.Time) http.ResponseWrite
 	w.reset(req, start)
 	w.closeAfter = req.Close
 	d.c.broken = false
+	d.c.referMin, d.c.tail = 0, nil
 	return w
 }
+
+// Refer makes a write of a body of at least min bytes framed by its
+// Content-Length be kept by reference rather than copied: Finish returns
+// it as tail, to be sent after out. The caller then leaves the bytes it
+// wrote unchanged until they are sent. It lasts until the next Writer.
+func (d *Detached) Refer(min int) { d.c.referMin = min }
 
 // RetainedOut is the capacity of the largest output buffer a Detached
 // keeps for its next response.
 const RetainedOut = 64 << 10
 
-// Finish completes the response and returns its bytes, and whether the
-// connection can carry another request. The bytes stay valid until the
-// next Writer; when cap(out) > RetainedOut, d lets go of them and they are
-// the caller's to keep.
-func (d *Detached) Finish() (out []byte, keep bool) {
+// Finish completes the response and returns its bytes, out then tail (a
+// body kept by reference, see Refer), and whether the connection can
+// carry another request. out stays valid until the next Writer; when
+// cap(out) > RetainedOut, d lets go of it and it is the caller's to keep.
+func (d *Detached) Finish() (out, tail []byte, keep bool) {
 	c := &d.c
 	ok := c.resp.finish()
+	tail, c.tail = c.tail, nil
 	// What the handler left of the body is dropped with it: the body is
 	// all in memory (SetBody), so it ends, unlike serveOne's, without
 	// being read.
@@ -99,7 +107,7 @@ func (d *Detached) Finish() (out []byte, keep bool) {
 	if cap(out) > RetainedOut {
 		d.out = bytes.Buffer{}
 	}
-	return out, keep
+	return out, tail, keep
 }
 
 // Stream makes the response being written go to w as it is written,
@@ -110,6 +118,7 @@ func (d *Detached) Stream(w io.Writer) {
 	d.c.bw.Flush()
 	d.c.bw.Reset(w)
 	d.c.resp.closeAfter = true
+	d.c.referMin = 0
 }
 
 // Adopt serves nc, a connection from remote, from now on as if Serve had

@@ -30,7 +30,10 @@ func TestDetachedLetsGoOfLargeOutput(t *testing.T) {
 		if _, err := w.Write([]byte(body)); err != nil {
 			t.Fatal(err)
 		}
-		out, keep := d.Finish()
+		out, tail, keep := d.Finish()
+		if tail != nil {
+			t.Fatalf("Finish returned a tail of %d bytes, with no Refer", len(tail))
+		}
 		if !keep {
 			t.Fatal("Finish: the connection cannot carry another request")
 		}
@@ -58,5 +61,62 @@ func TestDetachedLetsGoOfLargeOutput(t *testing.T) {
 	respond("again")
 	if !bytes.HasSuffix(small, []byte("again")) {
 		t.Errorf("a small response's buffer was not reused: %q", small)
+	}
+}
+
+// TestDetachedRefer: with Refer, a body of at least the given size, framed
+// by its Content-Length, comes back from Finish as the very bytes written,
+// after a head that holds none of it; a smaller body, a chunked one, and
+// bytes written after a referred body are copied into out in order.
+func TestDetachedRefer(t *testing.T) {
+	d := new(h1.Server).Detach("192.0.2.1:1234")
+	respond := func(length int, writes ...[]byte) (out, tail []byte) {
+		t.Helper()
+		req, ok := d.Parse("POST / HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n")
+		if !ok {
+			t.Fatal("Parse refused a simple request")
+		}
+		d.SetBody(nil)
+		w := d.Writer(req, time.Now())
+		d.Refer(1024)
+		if length >= 0 {
+			w.Header().Set("Content-Length", fmt.Sprint(length))
+		}
+		w.WriteHeader(http.StatusOK)
+		for _, p := range writes {
+			if _, err := w.Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, tail, keep := d.Finish()
+		if !keep {
+			t.Fatal("Finish: the connection cannot carry another request")
+		}
+		return bytes.Clone(out), tail
+	}
+	large := bytes.Repeat([]byte("L"), 2048)
+	out, tail := respond(len(large), large)
+	if &tail[0] != &large[0] || len(tail) != len(large) {
+		t.Errorf("a 2 KiB body came back as %d bytes of tail, want the bytes written", len(tail))
+	}
+	if !bytes.HasSuffix(out, []byte("\r\n\r\n")) || !bytes.Contains(out, []byte("Content-Length: 2048\r\n")) {
+		t.Errorf("out is %q, want the head alone", out)
+	}
+
+	small := []byte("small body")
+	if out, tail := respond(len(small), small); tail != nil || !bytes.HasSuffix(out, small) {
+		t.Errorf("a small body: tail of %d bytes, out %q; want it in out", len(tail), out)
+	}
+	unframed := bytes.Repeat([]byte("U"), 8<<10) // past what is held to frame it with a Content-Length
+	if out, tail := respond(-1, unframed); tail != nil || !bytes.Contains(out, []byte("Transfer-Encoding: chunked")) || !bytes.HasSuffix(out, []byte("\r\n0\r\n\r\n")) {
+		t.Errorf("a chunked body: tail of %d bytes, out ends %q; want it framed in out", len(tail), out[max(0, len(out)-20):])
+	}
+	second := bytes.Repeat([]byte("S"), 100)
+	out, tail = respond(len(large)+len(second), large, second)
+	if tail != nil || !bytes.HasSuffix(out, append(bytes.Clone(large), second...)) {
+		t.Errorf("bytes after a referred body: tail of %d bytes, out ends %q; want both in out, in order", len(tail), out[max(0, len(out)-20):])
+	}
+	if out, tail := respond(len(large), large); tail == nil {
+		t.Errorf("Refer did not last the response: out of %d bytes", len(out))
 	}
 }

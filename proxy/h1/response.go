@@ -120,7 +120,24 @@ func (w *response) writeBody(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	bw := w.c.bw
+	c := w.c
+	bw := c.bw
+	if c.tail != nil {
+		// Bytes after a body kept by reference: it goes into the
+		// buffer first, to keep the order.
+		bw.Write(c.tail)
+		c.tail = nil
+	}
+	if c.referMin > 0 && len(p) >= c.referMin && w.declared >= 0 && !w.chunked {
+		// (The handler's own bytes, framed by its Content-Length; never
+		// w.pending, which is reused.)
+		if err := bw.Flush(); err != nil {
+			c.broken = true
+			return 0, err
+		}
+		c.tail = p
+		return len(p), nil
+	}
 	if w.chunked {
 		var size [16]byte
 		bw.Write(strconv.AppendInt(size[:0], int64(len(p)), 16))

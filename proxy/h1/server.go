@@ -285,6 +285,10 @@ type conn struct {
 	// The deadlines last set (zero: none), for readBy and writeBy.
 	rd, wd time.Time
 	began  time.Time // of an adopted connection's first request (see Adopt)
+	// A Detached's body write of at least referMin bytes (0: none) is
+	// kept as tail, by reference, rather than copied (see Detached.Refer).
+	referMin int
+	tail     []byte
 }
 
 // readBy sets the read deadline to at, or leaves the one already set when
