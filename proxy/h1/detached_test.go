@@ -19,12 +19,7 @@ func TestDetachedLetsGoOfLargeOutput(t *testing.T) {
 	d := new(h1.Server).Detach("192.0.2.1:1234")
 	respond := func(body string) []byte {
 		t.Helper()
-		req, ok := d.Parse("POST / HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n")
-		if !ok {
-			t.Fatal("Parse refused a simple request")
-		}
-		d.SetBody(nil)
-		w := d.Writer(req, time.Now())
+		w := detachedWriter(t, d)
 		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 		w.WriteHeader(http.StatusOK)
 		if _, err := w.Write([]byte(body)); err != nil {
@@ -72,12 +67,7 @@ func TestDetachedRefer(t *testing.T) {
 	d := new(h1.Server).Detach("192.0.2.1:1234")
 	respond := func(length int, writes ...[]byte) (out, tail []byte) {
 		t.Helper()
-		req, ok := d.Parse("POST / HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n")
-		if !ok {
-			t.Fatal("Parse refused a simple request")
-		}
-		d.SetBody(nil)
-		w := d.Writer(req, time.Now())
+		w := detachedWriter(t, d)
 		d.Refer(1024)
 		if length >= 0 {
 			w.Header().Set("Content-Length", fmt.Sprint(length))
@@ -119,4 +109,16 @@ func TestDetachedRefer(t *testing.T) {
 	if out, tail := respond(len(large), large); tail == nil {
 		t.Errorf("Refer did not last the response: out of %d bytes", len(out))
 	}
+}
+
+// detachedWriter has d parse a request with no body and returns the writer
+// for its response.
+func detachedWriter(t *testing.T, d *h1.Detached) http.ResponseWriter {
+	t.Helper()
+	req, ok := d.Parse("POST / HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n")
+	if !ok {
+		t.Fatal("Parse refused a simple request")
+	}
+	d.SetBody(nil)
+	return d.Writer(req, time.Now())
 }
