@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,9 +42,44 @@ type Client struct {
 	IdleTimeout time.Duration
 
 	mu    sync.Mutex
-	idle  []*clientConn // most recently used last
-	sweep *time.Timer   // closes idle connections past IdleTimeout; nil while none wait
+	idle  []*clientConn             // most recently used last
+	sweep *time.Timer               // closes idle connections past IdleTimeout; nil while none wait
+	live  map[*trackedConn]struct{} // every connection open, for Cut
+	cut   atomic.Bool
 }
+
+// trackedConn is a TCP connection the Client dialed: it is in live until
+// it is closed.
+type trackedConn struct {
+	*net.TCPConn
+	c *Client
+}
+
+func (t *trackedConn) Close() error {
+	t.c.mu.Lock()
+	delete(t.c.live, t)
+	t.c.mu.Unlock()
+	return t.TCPConn.Close()
+}
+
+// Cut makes every exchange in progress fail at once, and every later one
+// fail as it begins. The drain's timeout calls it, so that handlers still
+// waiting for the app end, and write their audit records, before postern
+// exits.
+func (c *Client) Cut() {
+	c.cut.Store(true) // before the deadlines: see get
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for t := range c.live {
+		t.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed: I/O fails at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errCut is why an exchange fails after Cut.
+var errCut = errors.New("the drain timed out")
 
 var _ http.RoundTripper = (*Client)(nil)
 
@@ -133,7 +169,15 @@ func (c *Client) roundTrip(req *http.Request, fresh bool) (resp *http.Response, 
 // set, for an exchange starting at now. With detach, a dial is bounded by
 // deadline alone, not cancelled with ctx (the context is made only then:
 // a pooled connection costs no allocation).
-func (c *Client) get(ctx context.Context, scheme, addr string, fresh, detach bool, now, deadline time.Time) (*clientConn, bool, error) {
+func (c *Client) get(ctx context.Context, scheme, addr string, fresh, detach bool, now, deadline time.Time) (cc *clientConn, reused bool, err error) {
+	if c.cut.Load() {
+		return nil, false, errCut
+	}
+	defer func() {
+		if err == nil && c.cut.Load() { // Cut ran before the deadline was set
+			cc.conn.SetDeadline(aLongTimeAgo)
+		}
+	}()
 	if !fresh {
 		if cc := c.pooled(now, deadline); cc != nil {
 			return cc, true, nil
@@ -144,7 +188,7 @@ func (c *Client) get(ctx context.Context, scheme, addr string, fresh, detach boo
 		ctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		defer cancel()
 	}
-	cc, err := c.dial(ctx, scheme, addr)
+	cc, err = c.dial(ctx, scheme, addr)
 	if err == nil {
 		cc.conn.SetDeadline(deadline)
 		cc.lastUsed = now
@@ -194,6 +238,16 @@ func (c *Client) dial(ctx context.Context, scheme, addr string) (*clientConn, er
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		t := &trackedConn{TCPConn: tc, c: c}
+		c.mu.Lock()
+		if c.live == nil {
+			c.live = make(map[*trackedConn]struct{})
+		}
+		c.live[t] = struct{}{}
+		c.mu.Unlock()
+		conn = t
 	}
 	if scheme == "https" {
 		cfg := c.TLSConfig.Clone()

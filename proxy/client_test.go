@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -186,4 +187,64 @@ func postReused(t *testing.T, c *Client, app string) bool {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	return *reused
+}
+
+// TestClientCut: Cut makes an exchange waiting for the app fail at once,
+// on a pooled connection as on a new one, and the next fail before it
+// begins, with errCut; and a connection the client closed leaves the set
+// Cut reaches.
+func TestClientCut(t *testing.T) {
+	arrived, release := make(chan struct{}, 2), make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			arrived <- struct{}{}
+			<-release
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer app.Close()
+	defer close(release)
+	c := &Client{}
+	defer c.CloseIdleConnections()
+	postReused(t, c, app.URL) // a pooled connection for the first of the two below
+
+	post := func(path string) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app.URL+path, strings.NewReader("hello"))
+		start := time.Now()
+		resp, err := c.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return time.Since(start), err
+	}
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	done := make(chan result, 2)
+	for range 2 {
+		go func() {
+			took, err := post("/hang")
+			done <- result{took, err}
+		}()
+	}
+	<-arrived
+	<-arrived
+	c.Cut()
+	for range 2 {
+		if r := <-done; r.err == nil || r.took > 5*time.Second {
+			t.Errorf("an exchange waiting for the app when Cut ran: %v after %v, want an error at once", r.err, r.took)
+		}
+	}
+	if _, err := post("/"); !errors.Is(err, errCut) {
+		t.Errorf("an exchange after Cut: %v, want %v", err, errCut)
+	}
+	c.CloseIdleConnections()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.live) != 0 {
+		t.Errorf("%d connections left in the set Cut reaches after every one closed", len(c.live))
+	}
 }

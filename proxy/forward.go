@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -175,6 +176,9 @@ func (f *forwarder) send(ctx context.Context, o *outbound, start time.Time) (*up
 		ur, _, err = f.client.exchange(ctx, o, start, deadline, true)
 	}
 	if err != nil {
+		if f.client.cut.Load() && !errors.Is(err, errCut) {
+			err = fmt.Errorf("%w: %w", errCut, err)
+		}
 		return nil, upstreamError(deadline, err)
 	}
 	return ur, nil

@@ -386,6 +386,12 @@ func (h *Handler) respond(w http.ResponseWriter, d *delivery, ur *upstreamRespon
 		if ur != nil {
 			rec.upstreamStatus = ur.status
 		}
+		if errors.Is(perr.Err, errCut) {
+			// The drain timed out, and the sender's connection is already
+			// closed: nothing is answered, as in the event loop's record.
+			rec.reason, rec.err = ReasonUpstreamError, perr.Err
+			return
+		}
 		h.reject(w, rec, perr)
 		return
 	}

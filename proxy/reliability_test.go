@@ -1580,8 +1580,6 @@ func FuzzForwardedHeaders(f *testing.F) {
 	})
 }
 
-// TestDrainTimeoutLogged: a drain that times out with a delivery still at
-// the app ends Run with an error and says so in the JSON log.
 // TestDrainIdleTinyTimeout: with nothing in flight, a shutdown timeout
 // too short for the shutting down itself (1 ns) is a clean exit, not a
 // drain that timed out with requests in flight.
@@ -1606,6 +1604,11 @@ func TestDrainIdleTinyTimeout(t *testing.T) {
 	}
 }
 
+// TestDrainTimeoutLogged: a drain that times out with a delivery still at
+// the app ends Run with an error and says so in the JSON log, and the
+// delivery has its audit record: upstream_failed, nothing answered (the
+// goroutine engine's handler was still waiting for the app when Run
+// returned, and wrote none).
 func TestDrainTimeoutLogged(t *testing.T) {
 	release, arrived := make(chan struct{}), make(chan struct{}, 1)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1614,12 +1617,15 @@ func TestDrainTimeoutLogged(t *testing.T) {
 	}))
 	defer app.Close()
 	defer close(release)
-	var logs lockedBuffer
-	h := newHandler(t, app.URL, func(o *Options) { o.UpstreamTimeout = 5 * time.Second; o.Now = time.Now })
+	var logs, audit lockedBuffer
+	h := newHandler(t, app.URL, func(o *Options) {
+		o.UpstreamTimeout, o.Now = 5*time.Second, time.Now
+		o.Audit = slog.New(jsonlog.New(&audit, nil))
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs, done := make(chan string, 1), make(chan error, 1)
 	srv := &Server{Handler: h, Admin: http.NotFoundHandler(), ListenAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		UpstreamTimeout: 5 * time.Second, ShutdownTimeout: 300 * time.Millisecond,
+		UpstreamTimeout: 5 * time.Second, ShutdownTimeout: 300 * time.Millisecond, Engine: testEngine(),
 		Log: slog.New(jsonlog.New(&logs, nil)), OnListen: func(listen, _ net.Addr) { addrs <- listen.String() }}
 	go func() { done <- srv.Run(ctx) }()
 	addr := <-addrs
@@ -1636,5 +1642,9 @@ func TestDrainTimeoutLogged(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"level":"ERROR","msg":"drain timed out with requests still in flight`) {
 		t.Errorf("log lacks the drain timeout:\n%s", logs.String())
+	}
+	if got := audit.String(); !strings.Contains(got, `"msg_id":"msg_stuck"`) ||
+		!strings.Contains(got, `"outcome":"upstream_failed","reason":"upstream_error","status":0,`) {
+		t.Errorf("no audit record of the delivery cut by the drain's timeout (upstream_failed, upstream_error, nothing answered):\n%s", got)
 	}
 }

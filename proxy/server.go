@@ -183,11 +183,29 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		main.Close()
+		s.Handler.cut(cutWait)
 		s.Log.Error("drain timed out with requests still in flight; their senders' connections are closed", "timeout", s.ShutdownTimeout.String())
 		return errors.New("drain timed out with requests still in flight")
 	}
 	s.Log.Info("stopped")
 	return err
+}
+
+// cutWait bounds the wait, after the drain timed out, for the requests cut
+// off to end and write their audit records. It fits in the whole second
+// the chart's terminationGracePeriodSeconds keeps beyond the drain and the
+// trace flush.
+const cutWait = 500 * time.Millisecond
+
+// cut ends the exchanges with the app still in progress when the drain
+// timed out (the event loop's own end with its Close; the goroutine
+// engine's handlers would wait for the app past postern's exit) and waits
+// up to wait for the requests in flight to end.
+func (h *Handler) cut(wait time.Duration) {
+	h.fwd.client.Cut()
+	for end := time.Now().Add(wait); h.metrics.inFlight.Load() > 0 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (s *Server) drainGrace() time.Duration {
