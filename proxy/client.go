@@ -46,6 +46,16 @@ type Client struct {
 	sweep *time.Timer               // closes idle connections past IdleTimeout; nil while none wait
 	live  map[*trackedConn]struct{} // every connection open, for Cut
 	cut   atomic.Bool
+
+	cutOnce   sync.Once
+	cutCtx    context.Context // done once Cut ran: ends the dials in progress
+	cutCancel context.CancelFunc
+}
+
+// cutContext returns the context Cut cancels.
+func (c *Client) cutContext() context.Context {
+	c.cutOnce.Do(func() { c.cutCtx, c.cutCancel = context.WithCancel(context.Background()) })
+	return c.cutCtx
 }
 
 // trackedConn is a TCP connection the Client dialed: it is in live until
@@ -68,6 +78,8 @@ func (t *trackedConn) Close() error {
 // exits.
 func (c *Client) Cut() {
 	c.cut.Store(true) // before the deadlines: see get
+	c.cutContext()
+	c.cutCancel() // a connection still being dialed is not in live yet
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for t := range c.live {
@@ -235,6 +247,9 @@ func (c *Client) dial(ctx context.Context, scheme, addr string) (*clientConn, er
 	if d == nil {
 		d = &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.cutContext(), cancel)()
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

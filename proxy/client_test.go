@@ -11,8 +11,11 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 func clientPost(t *testing.T, c *Client, url string, h http.Header) (*http.Response, string, bool) {
@@ -247,5 +250,53 @@ func TestClientCut(t *testing.T) {
 	defer c.mu.Unlock()
 	if len(c.live) != 0 {
 		t.Errorf("%d connections left in the set Cut reaches after every one closed", len(c.live))
+	}
+}
+
+// TestCutSendsNothingAgain: a delivery on a pooled connection, waiting for
+// the app when Cut runs, fails as one that got no answer would; it is not
+// sent again, nor counted as sent again (send counted a resend that get
+// then refused), and a delivery after the cut is closed unanswered, never
+// answered 200 with the empty response the handler leaves.
+func TestCutSendsNothingAgain(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var posts atomic.Int32
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		if r.Header.Get("Svix-Id") == "msg_hang" {
+			arrived <- struct{}{}
+			<-release
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer app.Close()
+	defer close(release)
+	h := newHandler(t, app.URL, func(o *Options) { o.UpstreamTimeout, o.Now = 5*time.Second, time.Now })
+	// The goroutine engine's exchanges are the Client's; the event loop's
+	// own end with its Close.
+	f := startFrontend(t, NewListener(h, h.opts.UpstreamTimeout, nil))
+	t.Cleanup(f.Close)
+	client := newClient(5 * time.Second)
+	post := func(id string) int {
+		status, _, _ := send(client, f.URL+"/", signed(testKey, id, time.Now(), validBody), validBody)
+		return status
+	}
+	if got := post("msg_first"); got != http.StatusNoContent {
+		t.Fatalf("first delivery: %d, want 204", got)
+	}
+	done := make(chan int, 1)
+	go func() { done <- post("msg_hang") }()
+	<-arrived
+	h.fwd.client.Cut()
+	if got := <-done; got/100 == 2 {
+		t.Errorf("the delivery cut off: %d, want no 2xx", got)
+	}
+	if got := post("msg_after"); got/100 == 2 {
+		t.Errorf("a delivery after the cut: %d, want no 2xx", got)
+	}
+	var m dto.Metric
+	h.metrics.resends.Write(&m)
+	if n, resends := posts.Load(), m.GetCounter().GetValue(); n != 2 || resends != 0 {
+		t.Errorf("the app got %d deliveries and %v were counted as sent again, want 2 and 0", n, resends)
 	}
 }

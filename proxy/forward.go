@@ -169,15 +169,21 @@ func (f *forwarder) send(ctx context.Context, o *outbound, start time.Time) (*up
 	f.prepare()
 	deadline := start.Add(f.timeout)
 	ur, reused, err := f.client.exchange(ctx, o, start, deadline, false)
-	if err != nil && reused && time.Now().Before(deadline) && errors.Is(err, ErrNoResponse) {
+	if err != nil && reused && !f.client.cut.Load() && time.Now().Before(deadline) && errors.Is(err, ErrNoResponse) {
 		if f.resends != nil {
 			f.resends.Inc()
 		}
 		ur, _, err = f.client.exchange(ctx, o, start, deadline, true)
 	}
 	if err != nil {
-		if f.client.cut.Load() && !errors.Is(err, errCut) {
-			err = fmt.Errorf("%w: %w", errCut, err)
+		if f.client.cut.Load() {
+			if !errors.Is(err, errCut) {
+				err = fmt.Errorf("%w: %w", errCut, err)
+			}
+			// Not a timeout of the app's, whatever the error says: the
+			// same reason in the span, the metric and the audit record.
+			return nil, &Error{Status: http.StatusBadGateway, Reason: ReasonUpstreamError,
+				Detail: "postern stopped before the application answered", Err: err}
 		}
 		return nil, upstreamError(deadline, err)
 	}

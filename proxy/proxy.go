@@ -389,7 +389,9 @@ func (h *Handler) respond(w http.ResponseWriter, d *delivery, ur *upstreamRespon
 		if errors.Is(perr.Err, errCut) {
 			// The drain timed out, and the sender's connection is already
 			// closed: nothing is answered, as in the event loop's record.
-			rec.reason, rec.err = ReasonUpstreamError, perr.Err
+			// (Aborted: were it still open, it is closed, never answered
+			// with the 200 an empty response would be.)
+			rec.reason, rec.err, rec.aborted = perr.Reason, perr.Err, true
 			return
 		}
 		h.reject(w, rec, perr)

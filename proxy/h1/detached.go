@@ -115,6 +115,10 @@ func (d *Detached) Finish() (out, tail []byte, keep bool) {
 // then closes the connection after it, and the response says so
 // (Connection: close), so that the sender sends nothing more on it.
 func (d *Detached) Stream(w io.Writer) {
+	if d.c.tail != nil { // (none today: Stream comes before the body)
+		d.c.bw.Write(d.c.tail)
+		d.c.tail = nil
+	}
 	d.c.bw.Flush()
 	d.c.bw.Reset(w)
 	d.c.resp.closeAfter = true
