@@ -762,7 +762,7 @@ func (l *loopWorker) readable(c *lconn, hup bool, now time.Time) {
 		// A buffer with room for a large answer (parseAnswer sizes one
 		// for a body whose length is known) is read into directly, not
 		// through rbuf: a 1 MiB answer is not copied once more.
-		direct := c.toApp && cap(c.buf)-len(c.buf) >= 16<<10
+		direct := c.toApp && cap(c.buf)-len(c.buf) >= maxPooledBuffer
 		if direct {
 			rb = c.buf[len(c.buf):cap(c.buf)]
 			rb = rb[:min(len(rb), len(l.rbuf))]
@@ -839,10 +839,13 @@ func (l *loopWorker) writable(c *lconn, now time.Time) {
 
 // flush writes c.out; it reports false when c was dropped.
 func (l *loopWorker) flush(c *lconn, now time.Time) bool {
-	if len(c.out) == 0 {
-		c.out, c.tail = c.tail, nil
-	}
-	for len(c.out) > 0 {
+	for {
+		if len(c.out) == 0 {
+			if len(c.tail) == 0 {
+				break
+			}
+			c.out, c.tail = c.tail, nil // the body, after its head
+		}
 		n, err := rawWrite(c.fd, c.out)
 		if err == syscall.EAGAIN {
 			return true
@@ -859,9 +862,6 @@ func (l *loopWorker) flush(c *lconn, now time.Time) bool {
 			return false
 		}
 		c.out = c.out[n:]
-		if len(c.out) == 0 {
-			c.out, c.tail = c.tail, nil
-		}
 	}
 	c.out = nil
 	if !c.toApp && c.closeAfter {
@@ -1287,8 +1287,8 @@ func (l *loopWorker) replyApp(c *lconn, ur *upstreamResponse, perr *Error, now t
 
 // referBody is the size from which the body of an app's answer is written
 // to the sender from where it was read rather than copied: larger than
-// what release keeps for reuse, so that the buffer it is in stays as it
-// is until it has been written.
+// maxPooledBuffer, so that the buffer it is in is never reused before it
+// has been written.
 const referBody = 64 << 10
 
 // answer ends d and writes c's answer, then serves the next request
@@ -1340,9 +1340,13 @@ func (l *loopWorker) buffer() []byte {
 	return make([]byte, 0, 4<<10)
 }
 
+// maxPooledBuffer is the capacity of the largest read buffer release keeps
+// for reuse.
+const maxPooledBuffer = 16 << 10
+
 // release returns *b to the free list, unless it grew large, and clears it.
 func (l *loopWorker) release(b *[]byte) {
-	if *b != nil && cap(*b) <= 16<<10 {
+	if *b != nil && cap(*b) <= maxPooledBuffer {
 		l.bufs = append(l.bufs, (*b)[:0])
 	}
 	*b = nil
