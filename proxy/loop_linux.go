@@ -102,6 +102,14 @@ type loopWorker struct {
 	dets  []*h1.Detached
 	bufs  [][]byte
 	toApp []*lconn // app connections with a request to write
+	// toSender holds the senders whose answer is written with the round's
+	// requests; batch writes them all with one system call (nil where
+	// the system refuses it: then each is written at once); spare is the
+	// slices the round's writes were taken from, for reuse.
+	toSender   []*lconn
+	batch      *batch
+	spareApp   []*lconn
+	spareSends []*lconn
 	// reusing is set when the round picked a pooled app connection;
 	// late holds the events that the check before the round's writes
 	// found (see checkPicked), and pending those of them for the next
@@ -166,6 +174,7 @@ type lconn struct {
 	since      time.Time // accepted, last answered, or first byte of a partial request
 	partial    bool      // some of a request is read
 	closeAfter bool      // close once out is written
+	answering  []byte    // the answer's output while it waits for the round's writes (toSender)
 	writeBy    time.Time // while out is pending
 	del        *delivery // the request being exchanged (&dv), or nil
 	dv         delivery
@@ -351,6 +360,7 @@ func (w *loopWorker) init() error {
 		return err
 	}
 	w.conns = make(map[int]*lconn)
+	w.batch = newBatch()
 	w.late = make([]syscall.EpollEvent, 64)
 	w.rbuf = make([]byte, 64<<10)
 	w.bw = bufio.NewWriterSize(&w.req, 16<<10)
@@ -368,6 +378,10 @@ func (w *loopWorker) listen() error {
 func (w *loopWorker) closeEpoll() {
 	syscall.Close(w.wake)
 	syscall.Close(w.ep)
+	if w.batch != nil {
+		w.batch.close()
+		w.batch = nil
+	}
 }
 
 // serve runs w on a thread of its own.
@@ -547,19 +561,80 @@ func (l *loopWorker) run() {
 }
 
 // writeToApp writes the requests for the app that this round of events
-// made.
+// made, and the answers to senders it left for the round's end: all of
+// them with one system call where the batch is set up. Writing them may
+// serve requests that were waiting, whose writes follow in turn.
 func (l *loopWorker) writeToApp(now time.Time) {
-	if l.reusing {
-		l.checkPicked(now)
-	}
-	for i := 0; i < len(l.toApp); i++ { // checkPicked may add some
-		a := l.toApp[i]
-		l.toApp[i] = nil
-		if !a.closed && a.sender != nil && len(a.out) > 0 {
-			l.flush(a, now)
+	for {
+		if l.reusing {
+			l.checkPicked(now)
 		}
+		if len(l.toApp) == 0 && len(l.toSender) == 0 {
+			return
+		}
+		apps, senders := l.toApp, l.toSender
+		l.toApp, l.toSender = l.spareApp[:0], l.spareSends[:0]
+		for _, a := range apps {
+			if a.sender != nil {
+				l.write(a, now)
+			}
+		}
+		for _, c := range senders {
+			l.write(c, now)
+		}
+		if l.batch != nil {
+			l.batch.run(func(c *lconn, n int, err error) { l.wrote(c, n, err, now) })
+		}
+		clear(apps)
+		clear(senders)
+		l.spareApp, l.spareSends = apps[:0], senders[:0]
 	}
-	l.toApp = l.toApp[:0]
+}
+
+// write queues c.out in the round's batch, or writes it at once without
+// one. A connection closed since its write was planned is left out: its
+// descriptor may already be another connection's.
+func (l *loopWorker) write(c *lconn, now time.Time) {
+	if l.batch == nil {
+		if !c.closed && len(c.out) > 0 {
+			l.flush(c, now)
+		}
+		return
+	}
+	if l.batch.full() { // write what it holds first
+		l.batch.run(func(c *lconn, n int, err error) { l.wrote(c, n, err, now) })
+	}
+	if c.closed || len(c.out) == 0 {
+		c.answering = nil
+		return
+	}
+	l.batch.add(c)
+}
+
+// wrote takes the result of c's batched write, as flush takes one of
+// write(2), then writes what is left, and finishes an answer.
+func (l *loopWorker) wrote(c *lconn, n int, err error, now time.Time) {
+	out := c.answering
+	c.answering = nil
+	if c.closed {
+		return
+	}
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+	case err != nil || n <= 0:
+		if c.toApp {
+			l.appFailed(c, err, now)
+		} else {
+			l.drop(c)
+		}
+		return
+	default:
+		c.out = c.out[n:]
+	}
+	if !l.flush(c, now) || c.toApp {
+		return
+	}
+	l.answered(c, out, nil, now)
 }
 
 // errStray is the failure of a pooled app connection on which bytes, or
@@ -831,6 +906,9 @@ func (l *loopWorker) writable(c *lconn, now time.Time) {
 			l.appFailed(c, err, now)
 			return
 		}
+	}
+	if c.answering != nil {
+		return // written with the round's requests
 	}
 	if len(c.out) > 0 && l.flush(c, now) && !c.toApp && len(c.out) == 0 {
 		l.next(c, now) // requests that arrived while the answer was written
@@ -1306,9 +1384,21 @@ func (l *loopWorker) answer(c *lconn, d *delivery, now time.Time) {
 	c.closeAfter = !keep
 	c.out, c.tail = out, tail
 	c.writeBy = d.rec.start.Add(l.Fallback.WriteTimeout)
+	if l.batch != nil && tail == nil && len(out) > 0 {
+		c.answering = out // written with the round's requests (writeToApp)
+		l.toSender = append(l.toSender, c)
+		return
+	}
 	if !l.flush(c, now) {
 		return
 	}
+	l.answered(c, out, tail, now)
+}
+
+// answered follows the first write of c's answer, whose output was out
+// and tail: it gives the Detached back, and serves the next request
+// already read once the whole answer is written.
+func (l *loopWorker) answered(c *lconn, out, tail []byte, now time.Time) {
 	if len(c.out) > 0 && (len(c.tail) > 0 || tail == nil) && cap(out) <= h1.RetainedOut {
 		c.out = append([]byte(nil), c.out...) // what is left of out, which is the Detached's
 	}

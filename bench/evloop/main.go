@@ -74,6 +74,7 @@ func main() {
 	secret := flag.String("secret", "", "with -checks: the signing secret (whsec_...)")
 	audit := flag.String("audit", os.DevNull, "with -checks: where the audit records go")
 	useUring := flag.Bool("uring", false, "write through io_uring, a round's writes with one system call (see uring.go)")
+	useAIO := flag.Bool("aio", false, "write through Linux AIO, a round's writes with one io_submit (see aio.go)")
 	probe := flag.Bool("probe", false, "with -uring: only check that io_uring can be set up, and exit")
 	flag.Parse()
 	if *checks {
@@ -87,6 +88,12 @@ func main() {
 		}
 		if *probe {
 			return
+		}
+	}
+	if *useAIO {
+		var err error
+		if aioQ, err = newAIO(); err != nil {
+			check(fmt.Errorf("aio: %w", err))
 		}
 	}
 	target, err := url.Parse(*upstream)
@@ -130,6 +137,9 @@ func main() {
 		if ring != nil {
 			ring.flush()
 		}
+		if aioQ != nil {
+			aioQ.flush()
+		}
 	}
 }
 
@@ -165,6 +175,8 @@ func closeConn(c *conn) {
 	delete(conns, c.fd)
 	if ring != nil && len(ring.queued) > 0 {
 		ring.toClose = append(ring.toClose, c.fd)
+	} else if aioQ != nil && len(aioQ.queued) > 0 {
+		aioQ.toClose = append(aioQ.toClose, c.fd)
 	} else {
 		syscall.Close(c.fd)
 	}
@@ -349,6 +361,10 @@ func reply(c *conn, s string) { send(c, []byte(s)) }
 func send(c *conn, b []byte) bool {
 	if ring != nil {
 		ring.send(c, b)
+		return true
+	}
+	if aioQ != nil {
+		aioQ.send(c, b)
 		return true
 	}
 	return writeDirect(c.fd, b)
