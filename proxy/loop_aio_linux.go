@@ -21,6 +21,9 @@ type batch struct {
 	ptrs   []uintptr // what io_submit takes: the iocbs' addresses
 	events []ioEvent
 	conns  []*lconn // the connection of each iocb
+	// unbatched counts the writes io_submit did not take, which went out
+	// with write(2) instead (for tests: none should).
+	unbatched int
 }
 
 // batchSize bounds the writes of one io_submit; a round with more makes
@@ -70,6 +73,14 @@ func newBatch() *batch {
 	if _, _, e := syscall.RawSyscall(syscall.SYS_IO_SETUP, batchSize, uintptr(unsafe.Pointer(&b.ctx)), 0); e != 0 {
 		return nil
 	}
+	// All three calls must be allowed: a profile that let io_submit
+	// through but refused io_getevents would leave written requests
+	// without their results. Asking for no event with no wait answers 0.
+	var zero syscall.Timespec
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_IO_GETEVENTS, b.ctx, 0, 0, 0, uintptr(unsafe.Pointer(&zero)), 0); e != 0 {
+		b.close()
+		return nil
+	}
 	for i := range b.iocbs {
 		b.ptrs[i] = uintptr(unsafe.Pointer(&b.iocbs[i]))
 	}
@@ -90,6 +101,7 @@ func (b *batch) add(c *lconn) {
 		nbytes: uint64(len(c.out)),
 	}
 	b.conns = append(b.conns, c)
+	c.queued = true
 }
 
 // run submits the queued writes and calls done for each with what write(2)
@@ -102,6 +114,9 @@ func (b *batch) run(done func(c *lconn, n int, err error)) {
 		return
 	}
 	ioReleased()
+	for _, c := range b.conns {
+		c.queued = false
+	}
 	submitted := 0
 	for submitted < n {
 		r, _, e := syscall.RawSyscall(syscall.SYS_IO_SUBMIT, b.ctx, uintptr(n-submitted), uintptr(unsafe.Pointer(&b.ptrs[submitted])))
@@ -113,6 +128,11 @@ func (b *batch) run(done func(c *lconn, n int, err error)) {
 			// happen with one batch at a time; anything else is a
 			// broken context): the rest go out with write(2).
 			for _, c := range b.conns[submitted:] {
+				b.unbatched++
+				if c.closed { // by an earlier one's done
+					done(c, -1, syscall.EBADF)
+					continue
+				}
 				m, err := rawWrite(c.fd, c.out)
 				done(c, m, err)
 			}

@@ -51,7 +51,7 @@ func TestBatchResults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	syscall.Close(gonePeer)
+	syscall.Shutdown(gonePeer, syscall.SHUT_RDWR) // closed by the cleanup
 
 	ok := &lconn{fd: okFd, out: []byte("hello")}
 	full := &lconn{fd: fullFd, out: []byte("more")}
@@ -80,8 +80,27 @@ func TestBatchResults(t *testing.T) {
 	if n, err := syscall.Read(okPeer, buf); err != nil || string(buf[:n]) != "hello" {
 		t.Errorf("peer read %q, %v; want hello", buf[:max(n, 0)], err)
 	}
-	if len(b.conns) != 0 {
-		t.Errorf("batch still holds %d writes after run", len(b.conns))
+	if len(b.conns) != 0 || b.unbatched != 0 {
+		t.Errorf("batch still holds %d writes after run, and %d went out without it", len(b.conns), b.unbatched)
+	}
+}
+
+// TestBatchedWriteOnce: a connection named twice in a round's lists (an app
+// connection picked again after its first request was written and
+// answered within the round) has its request written once.
+func TestBatchedWriteOnce(t *testing.T) {
+	l := &loopWorker{batch: mustBatch(t)}
+	fd, peer := socketPair(t)
+	a := &lconn{fd: fd, toApp: true, sender: &lconn{}, out: []byte("request")}
+	l.toApp = append(l.toApp, a, a)
+	l.writeToApp(time.Now())
+	buf := make([]byte, 64)
+	m, err := syscall.Read(peer, buf)
+	if err != nil || string(buf[:m]) != "request" {
+		t.Fatalf("app read %q, %v; want the request once", buf[:max(m, 0)], err)
+	}
+	if len(a.out) != 0 || a.queued {
+		t.Fatalf("after the round: %d bytes left to write, queued %v", len(a.out), a.queued)
 	}
 }
 
@@ -107,8 +126,8 @@ func TestBatchedRoundOverflows(t *testing.T) {
 			t.Fatalf("peer %d: %d bytes more (%v), want none", i, m, err)
 		}
 	}
-	if len(l.toApp) != 0 || len(l.batch.conns) != 0 {
-		t.Fatalf("left %d to write and %d in the batch", len(l.toApp), len(l.batch.conns))
+	if len(l.toApp) != 0 || len(l.batch.conns) != 0 || l.batch.unbatched != 0 {
+		t.Fatalf("left %d to write and %d in the batch; %d went out without it", len(l.toApp), len(l.batch.conns), l.batch.unbatched)
 	}
 }
 

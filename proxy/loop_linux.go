@@ -175,6 +175,7 @@ type lconn struct {
 	partial    bool      // some of a request is read
 	closeAfter bool      // close once out is written
 	answering  []byte    // the answer's output while it waits for the round's writes (toSender)
+	queued     bool      // in the batch being filled: written once, whatever lists name it twice
 	writeBy    time.Time // while out is pending
 	del        *delivery // the request being exchanged (&dv), or nil
 	dv         delivery
@@ -604,6 +605,9 @@ func (l *loopWorker) write(c *lconn, now time.Time) {
 	if l.batch.full() { // write what it holds first
 		l.batch.run(func(c *lconn, n int, err error) { l.wrote(c, n, err, now) })
 	}
+	if c.queued {
+		return // named twice in the round's lists: its out goes once
+	}
 	if c.closed || len(c.out) == 0 {
 		c.answering = nil
 		return
@@ -620,8 +624,13 @@ func (l *loopWorker) wrote(c *lconn, n int, err error, now time.Time) {
 		return
 	}
 	switch {
-	case err == syscall.EAGAIN || err == syscall.EINTR:
-	case err != nil || n <= 0:
+	case err == syscall.EAGAIN: // the rest when the socket is writable (EPOLLOUT)
+		if !c.toApp {
+			l.answered(c, out, nil, now)
+		}
+		return
+	case err == syscall.EINTR:
+	case err != nil || n <= 0 || n > len(c.out):
 		if c.toApp {
 			l.appFailed(c, err, now)
 		} else {
@@ -1618,6 +1627,9 @@ func (l *loopWorker) scan(now time.Time) {
 				l.drop(c)
 			}
 		case len(c.out) > 0:
+			if c.answering != nil {
+				break // written at the round's end, right after this scan
+			}
 			if fb.WriteTimeout > 0 && !now.Before(c.writeBy) {
 				l.drop(c)
 			}

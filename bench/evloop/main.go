@@ -15,12 +15,14 @@
 //	evloop -listen 127.0.0.1:18082 -upstream http://127.0.0.1:18080
 //	evloop -checks -secret whsec_... -audit FILE -listen ... -upstream ...
 //	evloop -uring -listen ... -upstream ...
+//	evloop -aio -listen ... -upstream ...
 //
 // With -checks it also runs postern's checks on each request, with
 // postern's own packages (see checker in checks.go): what they would cost
 // on an event loop (the evchecks row). With -uring it writes through
 // io_uring (see uring.go): what batching a round's system calls would save
-// (the evuring row).
+// (the evuring row). With -aio it batches them with Linux AIO's io_submit
+// (see aio.go), as postern's loop now does.
 //
 // It reads once per readiness edge (again only when the read filled its
 // buffer), as nginx does, and uses raw system calls for reads and writes,
