@@ -93,7 +93,7 @@ func TestBatchedWriteOnce(t *testing.T) {
 	fd, peer := socketPair(t)
 	a := &lconn{fd: fd, toApp: true, sender: &lconn{}, out: []byte("request")}
 	l.toApp = append(l.toApp, a, a)
-	l.writeToApp(time.Now())
+	l.writeRound(time.Now())
 	buf := make([]byte, 64)
 	m, err := syscall.Read(peer, buf)
 	if err != nil || string(buf[:m]) != "request" {
@@ -115,7 +115,7 @@ func TestBatchedRoundOverflows(t *testing.T) {
 		peers[i] = peer
 		l.toApp = append(l.toApp, &lconn{fd: fd, toApp: true, sender: &lconn{}, out: fmt.Appendf(nil, "request %d", i)})
 	}
-	l.writeToApp(time.Now())
+	l.writeRound(time.Now())
 	buf := make([]byte, 64)
 	for i, peer := range peers {
 		m, err := syscall.Read(peer, buf)

@@ -552,20 +552,20 @@ func (l *loopWorker) run() {
 				l.readable(c, ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0, now)
 			}
 		}
-		l.writeToApp(now)
+		l.writeRound(now)
 		if now.Sub(l.lastScan) >= loopTick {
 			l.lastScan = now
 			l.scan(now)
-			l.writeToApp(now) // a request sent again on a new connection
+			l.writeRound(now) // a request sent again on a new connection
 		}
 	}
 }
 
-// writeToApp writes the requests for the app that this round of events
+// writeRound writes the requests for the app that this round of events
 // made, and the answers to senders it left for the round's end: all of
 // them with one system call where the batch is set up. Writing them may
 // serve requests that were waiting, whose writes follow in turn.
-func (l *loopWorker) writeToApp(now time.Time) {
+func (l *loopWorker) writeRound(now time.Time) {
 	for {
 		if l.reusing {
 			l.checkPicked(now)
@@ -1394,7 +1394,7 @@ func (l *loopWorker) answer(c *lconn, d *delivery, now time.Time) {
 	c.out, c.tail = out, tail
 	c.writeBy = d.rec.start.Add(l.Fallback.WriteTimeout)
 	if l.batch != nil && tail == nil && len(out) > 0 {
-		c.answering = out // written with the round's requests (writeToApp)
+		c.answering = out // written with the round's requests (writeRound)
 		l.toSender = append(l.toSender, c)
 		return
 	}
