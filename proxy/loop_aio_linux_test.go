@@ -1,13 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -144,28 +139,7 @@ func TestLoopWithoutBatch(t *testing.T) {
 			t.Fatal("the loop set up a batch with useBatch off")
 		}
 	}
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rg.proxy.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	io.WriteString(conn, rawWebhook(testKey, "msg_nb1")+rawWebhook(otherKey, "msg_nb2")+rawWebhook(testKey, "msg_nb3"))
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(conn)
-	for i, want := range []int{204, 401, 204} {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("answer %d: %v", i, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != want {
-			t.Errorf("answer %d: got %d, want %d", i, resp.StatusCode, want)
-		}
-	}
-	got := rg.app.requests()
-	if len(got) != 2 || got[0].Header.Get("Svix-Id") != "msg_nb1" || got[1].Header.Get("Svix-Id") != "msg_nb3" {
-		t.Fatalf("app received %d requests (%v), want msg_nb1 and msg_nb3", len(got), got)
-	}
+	checkPipelined(t, rg, "msg_nb")
 }
 
 // TestLoopBatches: the loop the package's other tests run sets up its

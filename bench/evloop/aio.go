@@ -43,14 +43,11 @@ type ioEvent struct {
 }
 
 type aio struct {
-	ctx     uintptr
-	iocbs   []iocb
-	ptrs    []uintptr // io_submit takes an array of pointers to iocbs
-	events  []ioEvent
-	queued  []queuedWrite
-	arena   []byte
-	used    int
-	toClose []int
+	ctx    uintptr
+	iocbs  []iocb
+	ptrs   []uintptr // io_submit takes an array of pointers to iocbs
+	events []ioEvent
+	staged
 }
 
 var aioQ *aio // with -aio
@@ -60,7 +57,7 @@ func newAIO() (*aio, error) {
 		iocbs:  make([]iocb, aioEntries),
 		ptrs:   make([]uintptr, aioEntries),
 		events: make([]ioEvent, aioEntries),
-		arena:  make([]byte, uringArena),
+		staged: staged{arena: make([]byte, uringArena)},
 	}
 	if _, _, e := syscall.Syscall(syscall.SYS_IO_SETUP, aioEntries, uintptr(unsafe.Pointer(&a.ctx)), 0); e != 0 {
 		return nil, e
@@ -73,26 +70,20 @@ func newAIO() (*aio, error) {
 
 // send queues b for c, flushing first when the queue or the arena is full.
 func (a *aio) send(c *conn, b []byte) {
-	if len(a.queued) == len(a.iocbs) || a.used+len(b) > len(a.arena) {
+	if !a.room(b, len(a.iocbs)) {
 		a.flush()
 	}
-	if len(b) > len(a.arena) {
-		if !writeDirect(c.fd, b) {
-			closeConn(c)
-		}
+	buf, i := a.stage(c, b)
+	if buf == nil {
 		return
 	}
-	buf := a.arena[a.used : a.used+len(b)]
-	copy(buf, b)
-	a.used += len(b)
-	a.iocbs[len(a.queued)] = iocb{
-		data:   uint64(len(a.queued)),
+	a.iocbs[i] = iocb{
+		data:   uint64(i),
 		opcode: iocbCmdPwrite,
 		fildes: uint32(c.fd),
 		buf:    uint64(uintptr(unsafe.Pointer(&buf[0]))),
 		nbytes: uint64(len(buf)),
 	}
-	a.queued = append(a.queued, queuedWrite{c, len(b)})
 }
 
 // flush submits the queued writes with one io_submit, reaps their results
@@ -118,17 +109,9 @@ func (a *aio) flush() {
 			check(e)
 		}
 		for _, ev := range a.events[:r] {
-			q := a.queued[ev.data]
-			if ev.res != int64(q.n) {
-				closeConn(q.c)
-			}
+			a.done(int(ev.data), ev.res)
 		}
 		done += int(r)
 	}
-	a.queued = a.queued[:0]
-	a.used = 0
-	for _, fd := range a.toClose {
-		syscall.Close(fd)
-	}
-	a.toClose = a.toClose[:0]
+	a.reset()
 }

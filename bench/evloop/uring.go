@@ -82,15 +82,7 @@ type uring struct {
 	cqHead, cqTail, cqMask *uint32
 	cqes                   []ioUringCQE
 
-	queued  []queuedWrite
-	arena   []byte // the queued bytes; never grown, so the SQEs' addresses hold
-	used    int
-	toClose []int // descriptors of connections closed while writes were queued
-}
-
-type queuedWrite struct {
-	c *conn
-	n int
+	staged
 }
 
 var ring *uring // with -uring
@@ -128,39 +120,33 @@ func newUring() (*uring, error) {
 		sqArray: unsafe.Slice((*uint32)(unsafe.Pointer(&rings[p.sqOff.array])), p.sqEntries),
 		sqes:    unsafe.Slice((*ioUringSQE)(unsafe.Pointer(&sqes[0])), p.sqEntries),
 		cqHead:  at(p.cqOff.head), cqTail: at(p.cqOff.tail), cqMask: at(p.cqOff.ringMask),
-		cqes:  unsafe.Slice((*ioUringCQE)(unsafe.Pointer(&rings[p.cqOff.cqes])), p.cqEntries),
-		arena: make([]byte, uringArena),
+		cqes:   unsafe.Slice((*ioUringCQE)(unsafe.Pointer(&rings[p.cqOff.cqes])), p.cqEntries),
+		staged: staged{arena: make([]byte, uringArena)},
 	}
 	return r, nil
 }
 
 // send queues b for c, flushing first when the ring or the arena is full.
 func (r *uring) send(c *conn, b []byte) {
-	if len(r.queued) == len(r.sqes) || r.used+len(b) > len(r.arena) {
+	if !r.room(b, len(r.sqes)) {
 		r.flush()
 	}
-	if len(b) > len(r.arena) {
-		if !writeDirect(c.fd, b) {
-			closeConn(c)
-		}
+	buf, i := r.stage(c, b)
+	if buf == nil {
 		return
 	}
-	buf := r.arena[r.used : r.used+len(b)]
-	copy(buf, b)
-	r.used += len(b)
 	tail := *r.sqTail
-	i := tail & *r.sqMask
-	r.sqes[i] = ioUringSQE{
+	j := tail & *r.sqMask
+	r.sqes[j] = ioUringSQE{
 		opcode:   ioringOpSend,
 		fd:       int32(c.fd),
 		addr:     uint64(uintptr(unsafe.Pointer(&buf[0]))),
 		len:      uint32(len(buf)),
 		opFlags:  msgDontwait | msgNosignal,
-		userData: uint64(len(r.queued)),
+		userData: uint64(i),
 	}
-	r.sqArray[i] = i
+	r.sqArray[j] = j
 	atomic.StoreUint32(r.sqTail, tail+1)
-	r.queued = append(r.queued, queuedWrite{c, len(b)})
 }
 
 // flush submits the queued writes with one io_uring_enter, waits for them
@@ -183,18 +169,10 @@ func (r *uring) flush() {
 		head, tail := *r.cqHead, atomic.LoadUint32(r.cqTail)
 		for ; head != tail; head++ {
 			cq := r.cqes[head&*r.cqMask]
-			q := r.queued[cq.userData]
-			if cq.res != int32(q.n) {
-				closeConn(q.c)
-			}
+			r.done(int(cq.userData), int64(cq.res))
 			done++
 		}
 		atomic.StoreUint32(r.cqHead, head)
 	}
-	r.queued = r.queued[:0]
-	r.used = 0
-	for _, fd := range r.toClose {
-		syscall.Close(fd)
-	}
-	r.toClose = r.toClose[:0]
+	r.reset()
 }
