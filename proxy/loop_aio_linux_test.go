@@ -152,3 +152,31 @@ func TestLoopBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestScanLeavesWaitingAnswer: the timeout scan, which drops a sender whose
+// answer has not gone out by its write deadline, leaves alone one whose
+// answer waits for the round's batched writes (the scan runs right before
+// them), and still drops one whose answer is past its deadline.
+func TestScanLeavesWaitingAnswer(t *testing.T) {
+	rg := newRig(t, nil, nil)
+	fb := NewListener(rg.handler, time.Second, nil)
+	l := &loopWorker{Loop: &Loop{Handler: rg.handler, Fallback: fb}, conns: map[int]*lconn{}}
+	now := time.Now()
+	waitFd, _ := socketPair(t)
+	pairFd, _ := socketPair(t)
+	lateFd, err := syscall.Dup(pairFd) // the scan closes it; the pair's cleanup closes its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := &lconn{fd: waitFd, out: []byte("answer"), answering: []byte("answer"), writeBy: now.Add(-time.Second)}
+	late := &lconn{fd: lateFd, out: []byte("answer"), writeBy: now.Add(-time.Second)}
+	l.conns[waitFd], l.conns[lateFd] = waiting, late
+	l.senders.Add(2)
+	l.scan(now)
+	if waiting.closed {
+		t.Error("the scan dropped a sender whose answer waits for the round's writes")
+	}
+	if !late.closed {
+		t.Error("the scan left a sender whose answer is past its write deadline")
+	}
+}
